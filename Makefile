@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make run` (the main job) and `make test`.
+# torch is installed first, pinned to the CPU wheel, so the project's torch
+# range is already satisfied and pip never pulls a CUDA build.
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN ?= run-$(shell date +%Y%m%d-%H%M%S)
+TRAIN_MINUTES ?= 14
+PREFIXES ?= "我今天" "中国经济" "这本书" "质量很好，" "我们明天去"
+
+.PHONY: setup run process train evaluate test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# Process the bundled corpus, train the default LSTM into models/$(RUN) (never
+# over the shipped models/default), evaluate it beside the Kneser-Ney trigram,
+# and show suggestions.
+run: setup
+	$(BIN)/ime process
+	$(BIN)/ime train --run-name $(RUN) --time-limit $(TRAIN_MINUTES)
+	$(BIN)/ime evaluate --model models/$(RUN)
+	$(BIN)/ime predict --model models/$(RUN) $(PREFIXES)
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf data/processed logs .pytest_cache

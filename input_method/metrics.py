@@ -1,0 +1,56 @@
+"""Next-word metrics shared by training, evaluation and the n-gram baseline.
+
+Every scorer hands over log-probabilities over the whole vocabulary for a
+batch of windows; the same code turns them into hit@k, MRR and perplexity,
+so the model and the baseline are measured identically.
+
+Ranking rules: the special tokens are never suggested, so they are removed
+before ranking, and a target that is ``<unk>`` counts as a miss (rank
+infinity) — a user cannot be offered a word the vocabulary lacks.
+Perplexity uses the full distribution, ``<unk>`` included, for both scorers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+HIT_KS = (1, 5, 10)
+
+
+@dataclass
+class RankingTotals:
+    """Running sums; :meth:`summary` turns them into rates."""
+
+    windows: int = 0
+    nll: float = 0.0
+    reciprocal_rank: float = 0.0
+    hits: dict[int, int] = field(default_factory=lambda: dict.fromkeys(HIT_KS, 0))
+
+    def add(self, log_probs: torch.Tensor, targets: torch.Tensor,
+            special_ids: list[int]) -> None:
+        """Add a batch. log_probs: (batch, vocab), normalised; targets: (batch,)."""
+        log_probs = log_probs.float()
+        target_lp = log_probs.gather(1, targets[:, None]).squeeze(1)  # (batch,)
+        self.nll -= target_lp.sum().item()
+        ranked = log_probs.clone()
+        ranked[:, special_ids] = -math.inf
+        target_score = ranked.gather(1, targets[:, None])  # (batch, 1)
+        # Rank = 1 + words scored strictly higher; special targets never hit.
+        rank = (ranked > target_score).sum(1) + 1  # (batch,)
+        suggestable = ~torch.isin(targets, torch.tensor(special_ids, device=targets.device))
+        for k in HIT_KS:
+            self.hits[k] += int(((rank <= k) & suggestable).sum())
+        self.reciprocal_rank += float((suggestable / rank.float()).sum())
+        self.windows += len(targets)
+
+    def summary(self) -> dict[str, float]:
+        """Rates over every window added so far."""
+        n = max(self.windows, 1)
+        loss = self.nll / n
+        result = {f"hit@{k}": self.hits[k] / n for k in HIT_KS}
+        result.update({"mrr": self.reciprocal_rank / n, "loss": loss,
+                       "perplexity": math.exp(min(loss, 50.0)), "windows": self.windows})
+        return result

@@ -1,0 +1,106 @@
+"""The baseline: an interpolated Kneser-Ney trigram over the same word ids.
+
+This is the classic input-method language model (fcitx5's libime scores with
+a KenLM trigram), trained on the same training windows as the network and
+scored on the same test windows. With ``u v`` the two words before ``w``::
+
+    P3(w|u v) = max(c(u v w) - D3, 0) / c(u v .)  + D3 N1+(u v .) / c(u v .)  * P2(w|v)
+    P2(w|v)   = max(N1+(. v w) - D2, 0) / N1+(. v .) + D2 N1+(v .) / N1+(. v .) * P1(w)
+    P1(w)     = max(N1+(. w) - D1, 0) / N1+(. .)  + D1 N1+(.) / N1+(. .) * 1/V
+
+(Chen & Goodman's interpolated Kneser-Ney, one discount per order,
+D = n1 / (n1 + 2 n2).) A context never seen passes its whole mass down.
+
+Counts are kept as sorted int64 keys (``(u*V + v)*V + w``), so every lookup
+is a ``searchsorted`` and a batch's full distributions are built densely.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _discount(counts: torch.Tensor) -> float:
+    n1 = int((counts == 1).sum())
+    n2 = int((counts == 2).sum())
+    if n1 == 0:
+        return 0.5
+    return n1 / (n1 + 2 * n2)
+
+
+def _segment_sum(values: torch.Tensor, groups: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.zeros(size, dtype=values.dtype).index_add_(0, groups, values)
+
+
+class KneserNeyTrigram:
+    """Interpolated Kneser-Ney trigram; ``log_probs`` gives full distributions."""
+
+    def __init__(self, vocab_size: int, contexts: torch.Tensor, targets: torch.Tensor) -> None:
+        """contexts: (N, 2) previous two ids; targets: (N,) the next id."""
+        V = self.vocab_size = vocab_size
+        u, v, w = contexts[:, 0].long(), contexts[:, 1].long(), targets.long()
+        # Trigram counts c(u v w), keyed (u*V + v)*V + w, sorted.
+        self.keys3, counts3 = torch.unique((u * V + v) * V + w, return_counts=True)
+        self.d3 = _discount(counts3)
+        self.adj3 = (counts3.double() - self.d3).clamp(min=0)
+        # Per context u v: c(u v .) and N1+(u v .).
+        self.ctx3, ctx3_index, types3 = torch.unique(self.keys3 // V, return_inverse=True,
+                                                      return_counts=True)
+        self.ctx3_total = _segment_sum(counts3.double(), ctx3_index, len(self.ctx3))
+        self.ctx3_types = types3.double()
+
+        # Continuation counts N1+(. v w): one per distinct trigram type ending in v w.
+        self.keys2, cont2 = torch.unique(self.keys3 % (V * V), return_counts=True)
+        self.d2 = _discount(cont2)
+        self.adj2 = (cont2.double() - self.d2).clamp(min=0)
+        self.ctx2, ctx2_index, types2 = torch.unique(self.keys2 // V, return_inverse=True,
+                                                      return_counts=True)
+        self.ctx2_total = _segment_sum(cont2.double(), ctx2_index, len(self.ctx2))
+        self.ctx2_types = types2.double()
+
+        # Unigram continuation counts N1+(. w), interpolated with the uniform distribution.
+        cont1 = torch.bincount(self.keys2 % V, minlength=V).double()
+        self.d1 = _discount(cont1[cont1 > 0])
+        total1 = cont1.sum()
+        self.p1 = ((cont1 - self.d1).clamp(min=0) / total1
+                   + self.d1 * (cont1 > 0).sum() / total1 / V)  # (V,)
+
+    @staticmethod
+    def _lookup(sorted_keys: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index of each query in ``sorted_keys`` and whether it is there."""
+        index = torch.searchsorted(sorted_keys, queries).clamp(max=len(sorted_keys) - 1)
+        return index, sorted_keys[index] == queries
+
+    @staticmethod
+    def _ranges(sorted_keys: torch.Tensor, low: torch.Tensor, high: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """For row b, every position p with low[b] <= keys[p] < high[b]: (rows, positions)."""
+        start = torch.searchsorted(sorted_keys, low)
+        lengths = torch.searchsorted(sorted_keys, high) - start
+        rows = torch.repeat_interleave(torch.arange(len(low)), lengths)
+        first = torch.cumsum(lengths, 0) - lengths  # where each row's run starts in the flat list
+        positions = start[rows] + torch.arange(int(lengths.sum())) - first[rows]
+        return rows, positions
+
+    def log_probs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """contexts: (batch, 2) -> log P(w | u v) for every w: (batch, V)."""
+        V = self.vocab_size
+        u, v = contexts[:, 0].long().contiguous(), contexts[:, 1].long().contiguous()
+        batch = len(u)
+
+        # Interpolation weights; an unseen context gives all its mass to the lower order.
+        i2, seen2 = self._lookup(self.ctx2, v)
+        lam2 = torch.where(seen2, self.d2 * self.ctx2_types[i2] / self.ctx2_total[i2],
+                           torch.ones(batch, dtype=torch.double))
+        i3, seen3 = self._lookup(self.ctx3, u * V + v)
+        lam3 = torch.where(seen3, self.d3 * self.ctx3_types[i3] / self.ctx3_total[i3],
+                           torch.ones(batch, dtype=torch.double))
+
+        probs = (lam3 * lam2)[:, None] * self.p1[None, :]  # (batch, V)
+        rows, pos = self._ranges(self.keys2, v * V, (v + 1) * V)
+        values = lam3[rows] * self.adj2[pos] / self.ctx2_total[i2[rows]]
+        probs.index_put_((rows, self.keys2[pos] % V), values, accumulate=True)
+        rows, pos = self._ranges(self.keys3, (u * V + v) * V, (u * V + v + 1) * V)
+        values = self.adj3[pos] / self.ctx3_total[i3[rows]]
+        probs.index_put_((rows, self.keys3[pos] % V), values, accumulate=True)
+        return probs.log().float()

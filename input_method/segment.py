@@ -1,0 +1,135 @@
+"""Word segmentation with jieba, wrapped.
+
+We use a private ``jieba.Tokenizer`` (never the module-level default one, so a
+user dictionary loaded here cannot leak into other code), quiet its logging,
+drop whitespace tokens, and cut texts into sentences at sentence-final
+punctuation so that every sentence starts with the start token.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import jieba
+
+from input_method.errors import CorpusError
+
+# jieba announces every dictionary load on stderr at DEBUG/INFO; keep it quiet.
+logging.getLogger("jieba").setLevel(logging.WARNING)
+
+SENTENCE_END = frozenset("。！？!?；;…")
+# Closing quotes and brackets right after a sentence end belong to that sentence.
+CLOSERS = frozenset("”’」』）)】》\"'")
+
+
+class Segmenter:
+    """Cuts Chinese text into words with its own jieba dictionary."""
+
+    def __init__(self, user_dict: str | None = None) -> None:
+        self._tokenizer = jieba.Tokenizer()
+        self._tokenizer.initialize()
+        if user_dict is not None:
+            path = Path(user_dict)
+            if not path.is_file():
+                raise CorpusError(f"user dictionary not found: {path}")
+            self._tokenizer.load_userdict(str(path))
+
+    def tokens(self, text: str) -> list[str]:
+        """Words of ``text`` in order, whitespace dropped."""
+        return [t for t in self._tokenizer.lcut(text, HMM=True) if t.strip()]
+
+    def sentences(self, text: str) -> list[list[str]]:
+        """Words of ``text``, cut into sentences after 。！？；… (and their closing quotes)."""
+        return split_sentences(self.tokens(text))
+
+
+def _is_end(token: str) -> bool:
+    return all(ch in SENTENCE_END for ch in token)
+
+
+def split_sentences(tokens: list[str]) -> list[list[str]]:
+    """Cut a token list into sentences; the last one may lack an end mark."""
+    sentences: list[list[str]] = []
+    current: list[str] = []
+    ended = False
+    for token in tokens:
+        if ended and token not in CLOSERS:
+            sentences.append(current)
+            current, ended = [], False
+        current.append(token)
+        ended = ended or _is_end(token)
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+def current_sentence(tokens: list[str]) -> list[str]:
+    """The tokens of the sentence the next word continues (empty after an end mark)."""
+    sentences = split_sentences(tokens)
+    if not sentences:
+        return []
+    last = sentences[-1]
+    for token in reversed(last):
+        if token in CLOSERS:
+            continue
+        return [] if _is_end(token) else last
+    return last
+
+
+# --- parallel segmentation -------------------------------------------------
+# Each worker process builds one Segmenter in its initializer and keeps it in
+# this module-level slot: that is how multiprocessing hands per-process state
+# to the mapped function without pickling a jieba dictionary per task.
+_worker_segmenter: Segmenter | None = None
+
+
+def _init_worker(user_dict: str | None) -> None:
+    global _worker_segmenter
+    _worker_segmenter = Segmenter(user_dict)
+
+
+def _segment_chunk(texts: list[str]) -> list[list[list[str]]]:
+    assert _worker_segmenter is not None, "worker initializer did not run"
+    return [_worker_segmenter.sentences(t) for t in texts]
+
+
+def default_workers() -> int:
+    """One segmentation process per usable CPU core."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def segment_texts(texts: Iterable[str], user_dict: str | None = None, workers: int = 0,
+                  chunk_size: int = 256) -> Iterator[list[list[str]]]:
+    """Segment texts into sentences of words, in order, over ``workers`` processes.
+
+    Texts are streamed to the pool in chunks, so memory holds only the chunks
+    in flight, not the corpus. ``workers=1`` segments in this process.
+    """
+    workers = workers or default_workers()
+    if workers == 1:
+        segmenter = Segmenter(user_dict)
+        for text in texts:
+            yield segmenter.sentences(text)
+        return
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(user_dict,)) as pool:
+        for chunk in pool.imap(_segment_chunk, _chunks(texts, chunk_size)):
+            yield from chunk
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,274 @@
+"""Stage 2: train a next-word model on the windows written by ``process``.
+
+    data_dir/{train,valid}.jsonl + vocab.json
+        -> NextWordModel (Embedding -> LSTM/GRU/RNN -> Linear)
+        -> models/<run>/{best.pt,last.pt,vocab.json}, logs/<run>/ (TensorBoard)
+
+Adam, cross-entropy on the next word, gradient-norm clipping, the learning
+rate halved when validation loss stalls, early stopping after ``patience``
+epochs without improvement. ``last.pt`` is rewritten every
+``checkpoint_every`` steps and at each epoch end with the optimizer,
+scheduler, RNG states and data position, so ``--resume`` continues exactly
+where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
+from input_method.config import ModelConfig, TrainConfig
+from input_method.dataset import WindowDataset
+from input_method.errors import CorpusError, TrainingError
+from input_method.metrics import RankingTotals
+from input_method.model import NextWordModel
+from input_method.runtime import resolve_device, set_threads
+from input_method.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 50  # steps between TensorBoard points for the training curves
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in ``last.pt`` for ``--resume``."""
+
+    epoch: int = 0  # the epoch in progress
+    batch: int = 0  # batches of that epoch already done
+    step: int = 0  # optimizer steps in all
+    best_valid_loss: float = math.inf
+    bad_epochs: int = 0
+    train_seconds: float = 0.0
+    train_windows: int = 0  # windows consumed in all (for throughput)
+
+
+def default_run_name() -> str:
+    """A sortable time-stamped run name."""
+    return time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def context_size_of(data_dir: Path) -> int:
+    """The window length the data was written with (from stats.json, else the first window)."""
+    stats = data_dir / "stats.json"
+    if stats.is_file():
+        return int(json.loads(stats.read_text(encoding="utf-8"))["config"]["context_size"])
+    with (data_dir / "train.jsonl").open(encoding="utf-8") as handle:
+        return len(json.loads(handle.readline())["input"])
+
+
+def validate(model: NextWordModel, data: WindowDataset, vocab: Vocab, device: torch.device,
+             batch_size: int = 1024) -> dict[str, float]:
+    """Loss, perplexity and hit@k of ``model`` on ``data``."""
+    model.eval()
+    totals = RankingTotals()
+    with torch.inference_mode():
+        for inputs, targets in data.batches(batch_size):
+            logits, _ = model(inputs.to(device), last_only=True)
+            totals.add(torch.log_softmax(logits.float(), dim=-1), targets.to(device),
+                       vocab.special_ids)
+    model.train()
+    return totals.summary()
+
+
+def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
+    """Train (or resume) one run; return its summary, also stored as ``metrics`` in best.pt."""
+    if config.dry_run:
+        config = replace(config, epochs=1, max_steps=min(config.max_steps or 20, 20),
+                         max_train_windows=2000, max_valid_windows=500, checkpoint_every=10)
+    set_threads(config.num_threads)
+    device = resolve_device(config.device)
+    data_dir = Path(config.data_dir)
+    if not (data_dir / "vocab.json").is_file():
+        raise CorpusError(f"no processed data in {data_dir}; run `ime process` first")
+    vocab = Vocab.load(data_dir / "vocab.json")
+    context_size = context_size_of(data_dir)
+    run_name = config.run_name or default_run_name()
+    config = replace(config, run_name=run_name)
+    run_dir = Path(config.models_root) / run_name
+    log_dir = Path(config.logs_root) / run_name
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    resumed = _read_resume_point(run_dir / LAST, vocab, device) if config.resume else None
+    if resumed is not None:
+        model, _ = build_model(resumed, device)  # the saved shape wins over the flags
+        model_config = model.config
+    elif (run_dir / LAST).exists():
+        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it "
+                            "or choose another --run-name")
+    else:
+        model_config = replace(model_config, vocab_size=len(vocab))
+        model = NextWordModel(model_config).to(device)
+    # The fused kernel is several times faster than the per-tensor loop on CPU too.
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
+                                 weight_decay=config.weight_decay,
+                                 fused=device.type in ("cpu", "cuda") or None)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=config.lr_decay, patience=0)
+    progress = Progress()
+    if resumed is not None:
+        training = resumed["training"]
+        optimizer.load_state_dict(training["optimizer"])
+        scheduler.load_state_dict(training["scheduler"])
+        torch.set_rng_state(training["rng_torch"])
+        random.setstate(training["rng_python"])
+        progress = Progress(**training["progress"])
+        log.info("resuming %s at epoch %d, batch %d (step %d)", run_name, progress.epoch + 1,
+                 progress.batch, progress.step)
+
+    train_data = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size, len(vocab),
+                                          config.max_train_windows)
+    valid_data = WindowDataset.from_jsonl(data_dir / "valid.jsonl", context_size, len(vocab),
+                                          config.max_valid_windows)
+    log.info("training %s on %s: %d windows, %d validation, %d parameters", run_name, device,
+             len(train_data), len(valid_data), model.num_parameters())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    vocab.save(run_dir / "vocab.json")
+
+    def checkpoint(path: Path, metrics: dict[str, Any] | None = None) -> None:
+        training = {
+            "progress": asdict(progress),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_python": random.getstate(),
+        }
+        save_checkpoint(path, model=model, vocab=vocab, context_size=context_size,
+                        train_config=asdict(config), metrics=metrics, training=training)
+
+    loss_fn = nn.CrossEntropyLoss()
+    writer = SummaryWriter(log_dir=str(log_dir))
+    last_valid: dict[str, float] = {}
+    stopped_early = False
+    model.train()
+    try:
+        while progress.epoch < config.epochs and not _step_limit(config, progress):
+            epoch_start = time.perf_counter()
+            batches = train_data.batches(config.batch_size, shuffle=True,
+                                         seed=config.seed + progress.epoch,
+                                         start_batch=progress.batch)
+            bar = tqdm(batches, total=train_data.num_batches(config.batch_size),
+                       initial=progress.batch, desc=f"epoch {progress.epoch + 1}/{config.epochs}",
+                       unit="batch", dynamic_ncols=True, mininterval=1.0)
+            for inputs, targets in bar:
+                inputs, targets = inputs.to(device), targets.to(device)
+                logits, _ = model(inputs, last_only=True)  # (batch, vocab)
+                loss = loss_fn(logits, targets)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} at step {progress.step}; last good "
+                        f"checkpoint kept in {run_dir}; try a lower --learning-rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+                optimizer.step()
+                progress.step += 1
+                progress.batch += 1
+                progress.train_windows += len(targets)
+                if progress.step % LOG_EVERY == 0:
+                    writer.add_scalar("train/loss", loss.item(), progress.step)
+                    writer.add_scalar("train/perplexity", math.exp(min(loss.item(), 50)),
+                                      progress.step)
+                    writer.add_scalar("train/grad_norm", grad_norm, progress.step)
+                    writer.add_scalar("train/learning_rate", optimizer.param_groups[0]["lr"],
+                                      progress.step)
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+                if progress.step % config.checkpoint_every == 0:
+                    progress.train_seconds += time.perf_counter() - epoch_start
+                    epoch_start = time.perf_counter()
+                    checkpoint(run_dir / LAST)
+                if _step_limit(config, progress, time.perf_counter() - epoch_start):
+                    log.info("step or time limit reached at step %d", progress.step)
+                    break
+            bar.close()
+            progress.train_seconds += time.perf_counter() - epoch_start
+            epoch_done = progress.batch >= train_data.num_batches(config.batch_size)
+
+            last_valid = validate(model, valid_data, vocab, device)
+            for name in ("loss", "perplexity", "hit@1", "hit@5", "hit@10", "mrr"):
+                writer.add_scalar(f"valid/{name.replace('@', '_at_')}", last_valid[name],
+                                  progress.step)
+            log.info("epoch %d: valid loss %.4f, perplexity %.1f, hit@1 %.3f, hit@5 %.3f",
+                     progress.epoch + 1, last_valid["loss"], last_valid["perplexity"],
+                     last_valid["hit@1"], last_valid["hit@5"])
+            scheduler.step(last_valid["loss"])
+            if epoch_done:
+                progress.epoch += 1
+                progress.batch = 0
+            if last_valid["loss"] < progress.best_valid_loss:
+                progress.best_valid_loss = last_valid["loss"]
+                progress.bad_epochs = 0
+                checkpoint(run_dir / BEST, _metrics(last_valid, progress))
+            else:
+                progress.bad_epochs += 1
+            checkpoint(run_dir / LAST, _metrics(last_valid, progress))
+            if progress.bad_epochs >= config.patience:
+                log.info("validation loss has not improved for %d epochs: stopping early",
+                         progress.bad_epochs)
+                stopped_early = True
+                break
+    finally:
+        writer.flush()
+    summary = _metrics(last_valid, progress)
+    summary.update(run_name=run_name, run_dir=str(run_dir), log_dir=str(log_dir),
+                   stopped_early=stopped_early, parameters=model.num_parameters(),
+                   device=str(device))
+    _log_hparams(writer, config, model_config, context_size, summary)
+    writer.close()
+    return summary
+
+
+def _step_limit(config: TrainConfig, progress: Progress, epoch_seconds: float = 0.0) -> bool:
+    if config.max_steps and progress.step >= config.max_steps:
+        return True
+    elapsed = progress.train_seconds + epoch_seconds
+    return bool(config.time_limit_minutes) and elapsed >= 60 * config.time_limit_minutes
+
+
+def _metrics(valid: dict[str, float], progress: Progress) -> dict[str, Any]:
+    return {
+        "valid": dict(valid),
+        "best_valid_loss": progress.best_valid_loss,
+        "epochs_done": progress.epoch,
+        "steps": progress.step,
+        "train_seconds": round(progress.train_seconds, 1),
+        "train_windows_per_second": round(progress.train_windows / max(progress.train_seconds,
+                                                                        1e-9)),
+    }
+
+
+def _read_resume_point(path: Path, vocab: Vocab, device: torch.device) -> dict[str, Any]:
+    """The payload of ``last.pt``, checked to belong to this data."""
+    payload = read_checkpoint(path, map_location=device)
+    if payload["vocab_fingerprint"] != vocab.fingerprint():
+        raise TrainingError(f"{path} was trained on another vocabulary; "
+                            "resume with the same processed data")
+    if not payload.get("training"):
+        raise TrainingError(f"{path} holds no training state to resume from")
+    return payload
+
+
+def _log_hparams(writer: SummaryWriter, config: TrainConfig, model_config: ModelConfig,
+                 context_size: int, summary: dict[str, Any]) -> None:
+    """One row per run in TensorBoard's HPARAMS tab, so runs compare in one table."""
+    hparams = {k: v for k, v in asdict(model_config).items() if k != "vocab_size"}
+    hparams.update(vocab_size=model_config.vocab_size, context_size=context_size,
+                   batch_size=config.batch_size, learning_rate=config.learning_rate)
+    valid = summary.get("valid") or {}
+    metrics = {f"hparam/valid_{k.replace('@', '_at_')}": float(valid[k])
+               for k in ("loss", "hit@1", "hit@5") if k in valid}
+    if metrics:
+        writer.add_hparams(hparams, metrics, run_name=".")

@@ -1,0 +1,86 @@
+"""Tests for checkpoints: round trip, damage, and safety."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from input_method.checkpoint import load_model, read_checkpoint, save_checkpoint
+from input_method.config import ModelConfig
+from input_method.errors import CheckpointError, ModelNotFoundError
+from input_method.model import NextWordModel
+from input_method.vocab import Vocab
+
+VOCAB = Vocab(["<pad>", "<unk>", "<s>", "我", "你", "他"])
+
+
+def _save(path: Path) -> NextWordModel:
+    model = NextWordModel(ModelConfig(vocab_size=len(VOCAB), embedding_dim=8, hidden_size=8))
+    save_checkpoint(path, model=model, vocab=VOCAB, context_size=3, metrics={"loss": 1.5})
+    return model
+
+
+def test_round_trip_gives_the_same_outputs(tmp_path):
+    """Weights, vocabulary, config and metrics come back; outputs are identical."""
+    model = _save(tmp_path / "best.pt").eval()
+    loaded, vocab, payload = load_model(tmp_path)
+    x = torch.tensor([[2, 3, 4]])
+    assert torch.equal(model(x)[0], loaded(x)[0])
+    assert vocab.itos == VOCAB.itos and payload["metrics"] == {"loss": 1.5}
+    assert payload["context_size"] == 3
+
+
+def test_truncated_checkpoint_is_a_checkpoint_error(tmp_path):
+    """Half a file gives one clear error, not a torch traceback."""
+    _save(tmp_path / "best.pt")
+    data = (tmp_path / "best.pt").read_bytes()
+    (tmp_path / "best.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_model(tmp_path)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
+
+
+def test_malicious_pickle_does_not_run(tmp_path):
+    """weights_only loading refuses a pickle that would call a function."""
+    marker = tmp_path / "pwned"
+    exploit = _Exploit()
+    exploit.target = str(marker)
+    bad = tmp_path / "best.pt"
+    torch.save({"format_version": 1, "payload": exploit}, bad, pickle_module=pickle)
+    with pytest.raises(CheckpointError):
+        read_checkpoint(bad)
+    assert not marker.exists()
+
+
+def test_missing_model_says_how_to_train(tmp_path):
+    """A missing directory names the command that trains a model."""
+    with pytest.raises(ModelNotFoundError, match="ime train"):
+        load_model(tmp_path / "nothing")
+
+
+def test_vocabulary_that_does_not_match_the_weights_is_rejected(tmp_path):
+    """A checkpoint whose vocabulary was swapped for a longer one is refused."""
+    _save(tmp_path / "best.pt")
+    payload = torch.load(tmp_path / "best.pt", weights_only=True)
+    payload["vocab"] = [*VOCAB.itos, "多余"]
+    payload["vocab_fingerprint"] = Vocab(payload["vocab"]).fingerprint()
+    torch.save(payload, tmp_path / "best.pt")
+    with pytest.raises(CheckpointError, match="expects 6 words"):
+        load_model(tmp_path)
+
+
+def test_weights_of_another_shape_are_rejected(tmp_path):
+    """A config that disagrees with the stored weights is a CheckpointError."""
+    _save(tmp_path / "best.pt")
+    payload = torch.load(tmp_path / "best.pt", weights_only=True)
+    payload["model_config"]["hidden_size"] = 16
+    torch.save(payload, tmp_path / "best.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(tmp_path)

@@ -1,0 +1,48 @@
+"""Tests for the ime command, end to end on the tiny corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from input_method.cli import main
+from tests.conftest import write_tiny_corpus
+
+
+@pytest.mark.parametrize("command", ["process", "train", "evaluate", "predict"])
+def test_every_subcommand_has_help(command, capsys):
+    """`ime COMMAND --help` prints usage and exits 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: ime" in capsys.readouterr().out
+
+
+def test_process_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
+    """The four stages run from the CLI in seconds and the model answers a prefix."""
+    monkeypatch.chdir(tmp_path)
+    write_tiny_corpus(tmp_path / "corpus.txt")
+    assert main(["process", "--input", "corpus.txt", "--context-size", "3", "--min-freq", "1",
+                 "--workers", "1", "--train-fraction", "0.7", "--valid-fraction", "0.15"]) == 0
+    assert main(["train", "--run-name", "e2e", "--epochs", "3", "--batch-size", "16",
+                 "--embedding-dim", "16", "--hidden-size", "16", "--device", "cpu"]) == 0
+    assert (tmp_path / "models" / "e2e" / "best.pt").is_file()
+    assert main(["evaluate", "--model", "models/e2e"]) == 0
+    assert "KN trigram" in capsys.readouterr().out
+    assert main(["predict", "--model", "models/e2e", "--top-k", "3", "我今天"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("我今天 → ") and out.count("(") == 3
+
+
+def test_interactive_predict_loop_quits(tiny_model_dir, capsys, monkeypatch):
+    """Without a prefix, `ime predict` reads lines until 'quit'."""
+    answers = iter(["我今天", "quit"])
+    monkeypatch.setattr("builtins.input", lambda _prompt: next(answers))
+    assert main(["predict", "--model", str(tiny_model_dir)]) == 0
+    assert "我今天 → " in capsys.readouterr().out
+
+
+def test_missing_model_is_one_line_on_stderr(tmp_path, capsys):
+    """An expected error exits 1 with a single line saying what to do."""
+    assert main(["predict", "--model", str(tmp_path / "none"), "我"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ime train" in err[0]

@@ -1,0 +1,25 @@
+"""Tests for hit@k, MRR and perplexity."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from input_method.metrics import RankingTotals
+
+
+def test_ranks_skip_special_tokens_and_unk_targets_miss():
+    """Specials are removed before ranking; an <unk> target never counts as a hit."""
+    probs = torch.tensor([[0.5, 0.2, 0.1, 0.15, 0.05],  # target 3: rank 1 once specials go
+                          [0.0, 0.1, 0.0, 0.3, 0.6],  # target 3: rank 2
+                          [0.0, 0.9, 0.0, 0.05, 0.05]])  # target <unk>: a miss
+    totals = RankingTotals()
+    totals.add(probs.clamp(min=1e-9).log(), torch.tensor([3, 3, 1]), special_ids=[0, 1, 2])
+    result = totals.summary()
+    assert result["hit@1"] == 1 / 3
+    assert result["hit@5"] == 2 / 3
+    assert math.isclose(result["mrr"], (1 + 0.5) / 3)
+    expected_loss = -(math.log(0.15) + math.log(0.3) + math.log(0.9)) / 3
+    assert math.isclose(result["loss"], expected_loss, rel_tol=1e-5)
+    assert math.isclose(result["perplexity"], math.exp(expected_loss), rel_tol=1e-5)

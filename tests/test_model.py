@@ -1,0 +1,46 @@
+"""Tests for the network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from input_method.config import CELLS, ModelConfig
+from input_method.model import NextWordModel
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_shapes_for_every_cell(cell):
+    """(batch, seq) ids give (batch, seq, vocab) logits, or (batch, vocab) for the last only."""
+    model = NextWordModel(ModelConfig(vocab_size=50, cell=cell, embedding_dim=8, hidden_size=12,
+                                      num_layers=2, dropout=0.3)).eval()
+    x = torch.randint(0, 50, (4, 6))
+    logits, _ = model(x)
+    assert logits.shape == (4, 6, 50)
+    last, _ = model(x, last_only=True)
+    assert last.shape == (4, 50)
+    assert torch.allclose(last, logits[:, -1])
+
+
+def test_state_carries_across_calls():
+    """Feeding a sequence in two parts with the state equals feeding it at once."""
+    model = NextWordModel(ModelConfig(vocab_size=30, embedding_dim=8, hidden_size=8)).eval()
+    x = torch.randint(0, 30, (2, 7))
+    whole, _ = model(x)
+    first, state = model(x[:, :4])
+    second, _ = model(x[:, 4:], state)
+    assert torch.allclose(torch.cat([first, second], 1), whole, atol=1e-6)
+
+
+def test_tied_weights_share_one_matrix():
+    """With tie_weights the decoder uses the embedding matrix."""
+    model = NextWordModel(ModelConfig(vocab_size=30, embedding_dim=8, hidden_size=16,
+                                      tie_weights=True))
+    assert model.decoder.weight is model.embedding.weight
+    assert model(torch.zeros(1, 3, dtype=torch.long))[0].shape == (1, 3, 30)
+
+
+def test_bad_cell_is_rejected():
+    """An unknown cell name is a ValueError."""
+    with pytest.raises(ValueError, match="cell"):
+        NextWordModel(ModelConfig(vocab_size=10, cell="transformer"))

@@ -1,0 +1,56 @@
+"""Tests for the prediction engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from input_method.config import SPECIAL_TOKENS
+from input_method.predict import MAX_PREFIX_CHARS, Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir):
+    """The tiny model, loaded once."""
+    return Predictor.load(tiny_model_dir)
+
+
+@pytest.mark.parametrize("top_k", [1, 5, 9])
+def test_predict_returns_exactly_top_k_sorted_probabilities(predictor, top_k):
+    """top_k pairs, best first, probabilities in (0, 1], never a special token."""
+    suggestions = predictor.predict("我今天", top_k=top_k)
+    assert len(suggestions) == top_k
+    probs = [p for _, p in suggestions]
+    assert probs == sorted(probs, reverse=True)
+    assert all(0 < p <= 1 for p in probs)
+    assert not {w for w, _ in suggestions} & set(SPECIAL_TOKENS)
+
+
+def test_probabilities_are_the_models_next_word_distribution(predictor):
+    """The suggested probabilities are exp of the model's log-softmax for that context."""
+    suggestions = predictor.predict("我们喜欢", top_k=3)
+    log_probs = predictor.next_word_log_probs(predictor.context_ids("我们喜欢"))
+    for word, prob in suggestions:
+        assert prob == pytest.approx(log_probs[predictor.vocab.stoi[word]].exp().item())
+
+
+def test_only_the_last_context_size_words_matter(predictor):
+    """Text before the current sentence, or far back in it, does not change the answer."""
+    assert predictor.predict("他说好。我今天", 5) == predictor.predict("我今天", 5)
+    assert predictor.context_ids("我今天")[-3:] == predictor.context_ids("他说好。我今天")[-3:]
+
+
+def test_sentence_start_after_end_mark(predictor):
+    """After 。 the context is the start token, the same as an empty prefix."""
+    assert predictor.context_ids("我今天去北京。") == predictor.context_ids("")
+
+
+def test_odd_prefixes_do_not_raise(predictor):
+    """Empty, spaces, punctuation, emoji, Latin and very long prefixes all get suggestions."""
+    for prefix in ["", "   ", "。！？", "😀", "hello world", "我" * (MAX_PREFIX_CHARS * 50)]:
+        assert len(predictor.predict(prefix, 3)) == 3
+
+
+def test_bad_top_k_is_a_value_error(predictor):
+    """top_k must be a positive integer."""
+    with pytest.raises(ValueError):
+        predictor.predict("我", top_k=0)

@@ -1,0 +1,78 @@
+"""Tests for training: the loss falls, checkpoints appear, resume is exact."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from input_method.checkpoint import load_model, read_checkpoint
+from input_method.dataset import WindowDataset
+from input_method.errors import TrainingError
+from input_method.train import train, validate
+from tests.conftest import TINY_MODEL, tiny_train_config
+
+
+def test_training_lowers_the_loss_and_writes_checkpoints_and_logs(tmp_path, processed_dir):
+    """A few epochs on the tiny corpus lower the training loss; best/last/vocab and logs exist."""
+    config = tiny_train_config(tmp_path, processed_dir)
+    train(replace(config, run_name="zero", max_steps=1, epochs=1), TINY_MODEL)
+    train(replace(config, run_name="some", epochs=4), TINY_MODEL)
+    train_data = WindowDataset.from_jsonl(processed_dir / "train.jsonl", 3)
+    losses = {}
+    for run in ("zero", "some"):
+        model, vocab, _ = load_model(tmp_path / "models" / run / "last.pt")
+        losses[run] = validate(model, train_data, vocab, torch.device("cpu"))["loss"]
+    assert losses["some"] < losses["zero"] - 0.5
+    run_dir = tmp_path / "models" / "some"
+    assert {"best.pt", "last.pt", "vocab.json"} <= {p.name for p in run_dir.iterdir()}
+    assert any((tmp_path / "logs" / "some").glob("events.out.tfevents.*"))
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path, processed_dir):
+    """Stopping mid-epoch and resuming gives the same weights as one uninterrupted run."""
+    config = replace(tiny_train_config(tmp_path, processed_dir), epochs=2, patience=10)
+    train(replace(config, run_name="whole"), TINY_MODEL)
+    train(replace(config, run_name="split", max_steps=3), TINY_MODEL)
+    train(replace(config, run_name="split", resume=True), TINY_MODEL)
+    whole = read_checkpoint(tmp_path / "models" / "whole" / "last.pt")
+    split = read_checkpoint(tmp_path / "models" / "split" / "last.pt")
+    assert whole["training"]["progress"]["step"] == split["training"]["progress"]["step"]
+    for name, tensor in whole["state_dict"].items():
+        assert torch.allclose(tensor, split["state_dict"][name], atol=1e-6), name
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, processed_dir):
+    """Training into a used run directory asks for --resume or another name."""
+    config = replace(tiny_train_config(tmp_path, processed_dir), max_steps=1, epochs=1)
+    train(config, TINY_MODEL)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(config, TINY_MODEL)
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
+        tmp_path, processed_dir, monkeypatch):
+    """A NaN loss at step 8 stops the run; last.pt still holds step 5's good weights."""
+    calls = {"n": 0}
+    real_forward = torch.nn.CrossEntropyLoss.forward
+
+    def nan_at_step_8(self, logits, targets):
+        calls["n"] += 1
+        loss = real_forward(self, logits, targets)
+        return loss * float("nan") if calls["n"] == 8 else loss
+
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", nan_at_step_8)
+    config = tiny_train_config(tmp_path, processed_dir)
+    with pytest.raises(TrainingError, match="loss became nan"):
+        train(config, TINY_MODEL)
+    last = read_checkpoint(tmp_path / "models" / "tiny" / "last.pt")
+    assert last["training"]["progress"]["step"] == 5
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+
+
+def test_dry_run_finishes_quickly(tmp_path, processed_dir):
+    """--dry-run trains a handful of steps and still writes a usable checkpoint."""
+    summary = train(replace(tiny_train_config(tmp_path, processed_dir), dry_run=True), TINY_MODEL)
+    assert 0 < summary["steps"] <= 20
+    assert (tmp_path / "models" / "tiny" / "best.pt").is_file()
