@@ -13,9 +13,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gui.options import add_arguments as add_gui_arguments
 from input_method.config import (
     CELLS,
     INPUT_FORMATS,
+    OBJECTIVES,
+    SOFTMAXES,
     EvalConfig,
     ModelConfig,
     ProcessConfig,
@@ -50,7 +53,8 @@ def _process(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from input_method.train import train
 
-    config = override(TrainConfig(), data_dir=args.data_dir, models_root=args.models_root,
+    config = override(TrainConfig(), data_dir=args.data_dir, objective=args.objective,
+                      models_root=args.models_root,
                       logs_root=args.logs_root, run_name=args.run_name, epochs=args.epochs,
                       batch_size=args.batch_size, learning_rate=args.learning_rate,
                       weight_decay=args.weight_decay, grad_clip=args.grad_clip,
@@ -61,11 +65,14 @@ def _train(args: argparse.Namespace) -> int:
                       resume=args.resume or None, dry_run=args.dry_run or None)
     model_config = override(ModelConfig(), cell=args.cell, embedding_dim=args.embedding_dim,
                             hidden_size=args.hidden_size, num_layers=args.layers,
-                            dropout=args.dropout, tie_weights=args.tie_weights or None)
+                            dropout=args.dropout, tie_weights=args.tie_weights or None,
+                            softmax=args.softmax,
+                            adaptive_cutoffs=tuple(args.adaptive_cutoffs) if args.adaptive_cutoffs
+                            else None)
     summary = train(config, model_config)
     valid = summary["valid"]
     print(f"run {summary['run_name']}: {summary['steps']} steps in {summary['train_seconds']} s "
-          f"({summary['train_windows_per_second']} windows/s); validation loss "
+          f"({summary['train_tokens_per_second']} targets/s); validation loss "
           f"{valid.get('loss', float('nan')):.4f}, hit@5 {valid.get('hit@5', float('nan')):.4f}; "
           f"model in {summary['run_dir']}, TensorBoard logs in {summary['log_dir']}")
     return 0
@@ -100,6 +107,12 @@ def _predict(args: argparse.Namespace) -> int:
         if prefix.strip() in {"quit", "exit", "q"}:
             return 0
         _print_suggestions(prefix, predictor.predict(prefix, top_k))
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from gui.app import run
+
+    return run(args)
 
 
 def _print_suggestions(prefix: str, suggestions: list[tuple[str, float]]) -> None:
@@ -143,7 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden-size", type=int)
     t.add_argument("--layers", type=int, help="stacked recurrent layers")
     t.add_argument("--dropout", type=float)
-    t.add_argument("--tie-weights", action="store_true", help="share input/output embeddings")
+    t.add_argument("--tie-weights", action="store_true", help="share input/output embeddings "
+                   "(full softmax)")
+    t.add_argument("--softmax", choices=SOFTMAXES, help="output layer (default: adaptive)")
+    t.add_argument("--adaptive-cutoffs", type=int, nargs="+", metavar="N",
+                   help="word-rank bands of the adaptive softmax (default: 4000 12000)")
+    t.add_argument("--objective", choices=OBJECTIVES, help="all: loss at every word of "
+                   "sentence pieces (default); last: the seed's last-word-of-window loss")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--learning-rate", type=float)
@@ -181,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="model directory or checkpoint (default: models/default)")
     q.add_argument("--top-k", type=int, help="how many suggestions (default: 5)")
     q.set_defaults(handler=_predict)
+
+    g = sub.add_parser("gui", help="open the suggestion box (PyQt6)",
+                       description="Open the desktop suggestion box: type, and pick the next word "
+                       "with Alt+1..9, Tab or a click.")
+    add_gui_arguments(g)
+    g.set_defaults(handler=_gui)
     return parser
 
 

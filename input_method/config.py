@@ -26,6 +26,8 @@ START_TOKEN = "<s>"
 SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, START_TOKEN)
 
 CELLS = ("lstm", "gru", "rnn")
+SOFTMAXES = ("full", "adaptive")
+OBJECTIVES = ("all", "last")
 INPUT_FORMATS = ("auto", "dialog", "text", "tagged")
 
 
@@ -58,7 +60,9 @@ class ModelConfig:
     hidden_size: int = 256
     num_layers: int = 1
     dropout: float = 0.2
-    tie_weights: bool = False  # share embedding and output matrices (needs a projection)
+    tie_weights: bool = False  # share embedding and output matrices (full softmax only)
+    softmax: str = "adaptive"  # "full", or "adaptive": exact probabilities, far less work
+    adaptive_cutoffs: tuple[int, ...] = (4000, 12000)  # frequency bands of the adaptive softmax
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ class TrainConfig:
     """How a model is trained; saved in every checkpoint."""
 
     data_dir: str = "data/processed"
+    # "all": each training sentence is cut into pieces of context_size + 1 words and
+    # every word is a target once (see dataset.SentencePieces); "last": the seed's
+    # literal recipe, one target per stride-1 window, loss on the last position only.
+    objective: str = "all"
     models_root: str = "models"
     logs_root: str = "logs"
     run_name: str = ""  # empty: a time-stamped name is chosen

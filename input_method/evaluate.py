@@ -24,6 +24,7 @@ from input_method.config import EvalConfig
 from input_method.dataset import WindowDataset
 from input_method.errors import CheckpointError, CorpusError
 from input_method.metrics import RankingTotals
+from input_method.model import window_logits
 from input_method.ngram import KneserNeyTrigram
 from input_method.runtime import resolve_device
 from input_method.vocab import Vocab
@@ -81,7 +82,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     with torch.inference_mode():
         for inputs, targets in tqdm(test.batches(config.batch_size), desc="evaluate model",
                                     total=test.num_batches(config.batch_size), unit="batch"):
-            logits, _ = model(inputs.to(device), last_only=True)
+            logits = window_logits(model, inputs.to(device), vocab.pad_id)
             model_scores.add(torch.log_softmax(logits.float(), -1), targets.to(device))
     results: dict[str, Any] = {
         "model": model_scores.summary(),

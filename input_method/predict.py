@@ -22,7 +22,6 @@ from input_method.corpus import clean_text
 from input_method.model import NextWordModel
 from input_method.segment import Segmenter, current_sentence
 from input_method.vocab import Vocab
-from input_method.windows import left_pad
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +65,8 @@ class Predictor:
         return [self.vocab.itos[self.vocab.start_id], *sentence]
 
     def context_ids(self, prefix: str) -> list[int]:
-        """The model input for ``prefix``: ``context_size`` ids, left-padded."""
-        return left_pad(self.vocab.encode(self.tokenize(prefix)), self.context_size,
-                        self.vocab.pad_id)
+        """The model input for ``prefix``: its last ``context_size`` ids (never padded)."""
+        return self.vocab.encode(self.tokenize(prefix))[-self.context_size:]
 
     def next_word_log_probs(self, context_ids: list[int]) -> torch.Tensor:
         """log P(word | context) over the vocabulary: (V,)."""

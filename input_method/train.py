@@ -29,11 +29,11 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
-from input_method.config import ModelConfig, TrainConfig
-from input_method.dataset import WindowDataset
+from input_method.config import OBJECTIVES, ModelConfig, TrainConfig
+from input_method.dataset import SentencePieces, WindowDataset
 from input_method.errors import CorpusError, TrainingError
 from input_method.metrics import RankingTotals
-from input_method.model import NextWordModel
+from input_method.model import NextWordModel, align_left, window_logits
 from input_method.runtime import resolve_device, set_threads
 from input_method.vocab import Vocab
 
@@ -52,7 +52,7 @@ class Progress:
     best_valid_loss: float = math.inf
     bad_epochs: int = 0
     train_seconds: float = 0.0
-    train_windows: int = 0  # windows consumed in all (for throughput)
+    train_targets: int = 0  # words scored in all (for throughput)
 
 
 def default_run_name() -> str:
@@ -76,7 +76,7 @@ def validate(model: NextWordModel, data: WindowDataset, vocab: Vocab, device: to
     totals = RankingTotals()
     with torch.inference_mode():
         for inputs, targets in data.batches(batch_size):
-            logits, _ = model(inputs.to(device), last_only=True)
+            logits = window_logits(model, inputs.to(device), vocab.pad_id)
             totals.add(torch.log_softmax(logits.float(), dim=-1), targets.to(device),
                        vocab.special_ids)
     model.train()
@@ -129,12 +129,19 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         log.info("resuming %s at epoch %d, batch %d (step %d)", run_name, progress.epoch + 1,
                  progress.batch, progress.step)
 
-    train_data = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size, len(vocab),
-                                          config.max_train_windows)
+    if config.objective not in OBJECTIVES:
+        raise TrainingError(f"unknown objective {config.objective!r}; choose from "
+                            f"{', '.join(OBJECTIVES)}")
+    train_windows = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size, len(vocab),
+                                             config.max_train_windows)
+    train_data: WindowDataset | SentencePieces = (
+        SentencePieces.from_windows(train_windows, vocab.start_id, vocab.pad_id)
+        if config.objective == "all" else train_windows)
     valid_data = WindowDataset.from_jsonl(data_dir / "valid.jsonl", context_size, len(vocab),
                                           config.max_valid_windows)
-    log.info("training %s on %s: %d windows, %d validation, %d parameters", run_name, device,
-             len(train_data), len(valid_data), model.num_parameters())
+    log.info("training %s on %s: %d windows (%d %s examples), %d validation, %d parameters",
+             run_name, device, len(train_windows), len(train_data), config.objective,
+             len(valid_data), model.num_parameters())
     run_dir.mkdir(parents=True, exist_ok=True)
     vocab.save(run_dir / "vocab.json")
 
@@ -149,7 +156,6 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         save_checkpoint(path, model=model, vocab=vocab, context_size=context_size,
                         train_config=asdict(config), metrics=metrics, training=training)
 
-    loss_fn = nn.CrossEntropyLoss()
     writer = SummaryWriter(log_dir=str(log_dir))
     last_valid: dict[str, float] = {}
     stopped_early = False
@@ -165,8 +171,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                        unit="batch", dynamic_ncols=True, mininterval=1.0)
             for inputs, targets in bar:
                 inputs, targets = inputs.to(device), targets.to(device)
-                logits, _ = model(inputs, last_only=True)  # (batch, vocab)
-                loss = loss_fn(logits, targets)
+                loss, scored = batch_loss(model, inputs, targets, config.objective, vocab.pad_id)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"loss became {loss.item()} at step {progress.step}; last good "
@@ -177,7 +182,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                 optimizer.step()
                 progress.step += 1
                 progress.batch += 1
-                progress.train_windows += len(targets)
+                progress.train_targets += scored
                 if progress.step % LOG_EVERY == 0:
                     writer.add_scalar("train/loss", loss.item(), progress.step)
                     writer.add_scalar("train/perplexity", math.exp(min(loss.item(), 50)),
@@ -231,6 +236,23 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     return summary
 
 
+def batch_loss(model: NextWordModel, inputs: torch.Tensor, targets: torch.Tensor,
+               objective: str, pad_id: int) -> tuple[torch.Tensor, int]:
+    """Mean loss of a batch and how many targets it scored.
+
+    "all": inputs/targets (batch, width), pad targets unscored.
+    "last": left-padded windows (batch, context) and one target each (batch,).
+    """
+    if objective == "all":
+        features, _ = model.features(inputs)  # (batch, width, hidden)
+        scored = targets != pad_id  # (batch, width)
+        return model.loss(features[scored], targets[scored]), int(scored.sum())
+    aligned, lengths = align_left(inputs, pad_id)
+    features, _ = model.features(aligned)  # (batch, context, hidden)
+    last = features[torch.arange(len(lengths), device=features.device), lengths - 1]
+    return model.loss(last, targets), len(targets)
+
+
 def _step_limit(config: TrainConfig, progress: Progress, epoch_seconds: float = 0.0) -> bool:
     if config.max_steps and progress.step >= config.max_steps:
         return True
@@ -245,8 +267,8 @@ def _metrics(valid: dict[str, float], progress: Progress) -> dict[str, Any]:
         "epochs_done": progress.epoch,
         "steps": progress.step,
         "train_seconds": round(progress.train_seconds, 1),
-        "train_windows_per_second": round(progress.train_windows / max(progress.train_seconds,
-                                                                        1e-9)),
+        "train_targets": progress.train_targets,
+        "train_tokens_per_second": round(progress.train_targets / max(progress.train_seconds, 1e-9)),
     }
 
 
@@ -264,9 +286,11 @@ def _read_resume_point(path: Path, vocab: Vocab, device: torch.device) -> dict[s
 def _log_hparams(writer: SummaryWriter, config: TrainConfig, model_config: ModelConfig,
                  context_size: int, summary: dict[str, Any]) -> None:
     """One row per run in TensorBoard's HPARAMS tab, so runs compare in one table."""
-    hparams = {k: v for k, v in asdict(model_config).items() if k != "vocab_size"}
+    hparams = {k: (" ".join(map(str, v)) if isinstance(v, tuple) else v)
+               for k, v in asdict(model_config).items() if k != "vocab_size"}
     hparams.update(vocab_size=model_config.vocab_size, context_size=context_size,
-                   batch_size=config.batch_size, learning_rate=config.learning_rate)
+                   batch_size=config.batch_size, learning_rate=config.learning_rate,
+                   objective=config.objective)
     valid = summary.get("valid") or {}
     metrics = {f"hparam/valid_{k.replace('@', '_at_')}": float(valid[k])
                for k in ("loss", "hit@1", "hit@5") if k in valid}

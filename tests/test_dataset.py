@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from input_method.dataset import WindowDataset
+from input_method.dataset import SentencePieces, WindowDataset, rebuild_sentences
 from input_method.errors import CorpusError
-from input_method.windows import write_windows
+from input_method.windows import sentence_windows, write_windows
 
 
 def _dataset(n: int = 10) -> WindowDataset:
@@ -47,3 +47,31 @@ def test_start_batch_skips_exactly_the_batches_already_seen():
     full = [t.tolist() for _, t in data.batches(4, shuffle=True, seed=5)]
     tail = [t.tolist() for _, t in data.batches(4, shuffle=True, seed=5, start_batch=1)]
     assert tail == full[1:]
+
+
+def test_sentences_rebuilt_from_windows_and_every_word_scored_once():
+    """Pieces score each word of each sentence exactly once, with at least half a context."""
+    sentences = [[2, 10, 11, 12, 13, 14, 15, 16, 17, 18], [2, 20], [2, 30, 31]]
+    inputs, targets = [], []
+    for ids in sentences:
+        for window, target in sentence_windows(ids, 4, 0):
+            inputs.append(window)
+            targets.append(target)
+    windows = WindowDataset(torch.tensor(inputs), torch.tensor(targets))
+    assert rebuild_sentences(windows, start_id=2) == sentences
+    pieces = SentencePieces.from_windows(windows, start_id=2, pad_id=0)
+    scored = pieces.targets[pieces.targets != 0].tolist()
+    assert sorted(scored) == sorted(w for ids in sentences for w in ids[1:])
+    for row_inputs, row_targets in zip(pieces.inputs.tolist(), pieces.targets.tolist(), strict=True):
+        for position, target in enumerate(row_targets):
+            if target:  # a scored word sees the piece's words before it
+                assert position + 1 >= 2 or row_inputs[0] == 2
+
+
+def test_piece_batches_are_trimmed_and_resumable():
+    """Batches drop all-pad columns, and start_batch skips exactly the batches seen."""
+    pieces = SentencePieces([[2, *range(10, 10 + n)] for n in range(1, 30)], 8, 0)
+    full = list(pieces.batches(4, shuffle=True, seed=9))
+    assert all((inputs != 0).any(0).all() for inputs, _ in full)
+    tail = list(pieces.batches(4, shuffle=True, seed=9, start_batch=2))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(full[2:], tail, strict=True))

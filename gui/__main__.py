@@ -1,0 +1,7 @@
+"""``python -m gui`` opens the suggestion box."""
+
+import sys
+
+from gui.app import main
+
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""Tests for the suggestion box, offscreen, with a fake engine and a tiny real model."""
+
+from __future__ import annotations
+
+import pytest
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QInputMethodEvent, QTextCursor
+from PyQt6.QtTest import QTest
+from PyQt6.QtWidgets import QApplication
+
+from gui.window import MainWindow
+
+
+class FakeEngine:
+    """Suggests the words 甲 乙 丙 …, tagged with the prefix length so staleness shows."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.prefixes: list[str] = []
+
+    def predict(self, prefix: str, top_k: int = 5) -> list[tuple[str, float]]:
+        self.prefixes.append(prefix)
+        words = "甲乙丙丁戊己庚辛壬"
+        return [(f"{words[i]}{len(prefix)}", 0.5 / (i + 1)) for i in range(top_k)]
+
+
+class BrokenEngine:
+    """An engine whose every prediction fails."""
+
+    name = "broken"
+
+    def predict(self, prefix: str, top_k: int = 5) -> list[tuple[str, float]]:
+        raise RuntimeError("boom")
+
+
+def _window(qtbot, engine, **kwargs) -> MainWindow:
+    window = MainWindow(engine, **kwargs)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def commit(widget, text: str) -> None:
+    """Deliver ``text`` the way a system input method does: a committed QInputMethodEvent.
+
+    (QTest's key clicks only know ASCII keys; Chinese reaches a widget this way.)
+    """
+    for char in text:
+        if char.isascii():
+            QTest.keyClicks(widget, char)
+            continue
+        event = QInputMethodEvent("", [])
+        event.setCommitString(char)
+        QApplication.sendEvent(widget, event)
+
+
+def _fresh(window: MainWindow):
+    """A waitSignal check: the suggestions are for the current text before the cursor."""
+    return lambda s: bool(s) and s[0][0][1:] == str(len(window.text_before_cursor()))
+
+
+def _type(qtbot, window: MainWindow, text: str) -> list:
+    """Type ``text`` and return the suggestions shown for it."""
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000, check_params_cb=_fresh(window)) as blocker:
+        commit(window.editor, text)
+    return blocker.args[0]
+
+
+def test_typing_shows_k_suggestions_for_the_text_before_the_cursor(qtbot):
+    """After typing, the bar shows top_k suggestions computed for the whole typed text."""
+    engine = FakeEngine()
+    window = _window(qtbot, engine, top_k=3)
+    shown = _type(qtbot, window, "我今天")
+    assert [w for w, _ in shown] == ["甲3", "乙3", "丙3"]
+    assert window.bar.isVisible() and window.bar.words == ["甲3", "乙3", "丙3"]
+    assert engine.prefixes[-1] == "我今天"
+
+
+def test_alt_2_inserts_the_second_suggestion_at_the_cursor(qtbot):
+    """Alt+2 inserts the second word where the cursor is."""
+    window = _window(qtbot, FakeEngine())
+    _type(qtbot, window, "我们")
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000):
+        qtbot.keyClick(window.editor, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
+    assert window.editor.toPlainText() == "我们乙2"
+
+
+def test_tab_accepts_the_first_and_escape_hides_the_bar(qtbot):
+    """Tab inserts the first suggestion; Esc hides the bar and Tab then types a tab."""
+    window = _window(qtbot, FakeEngine())
+    _type(qtbot, window, "好")
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000):
+        qtbot.keyClick(window.editor, Qt.Key.Key_Tab)
+    assert window.editor.toPlainText() == "好甲1"
+    qtbot.waitUntil(lambda: window.bar.words and window.bar.words[0] == "甲3")
+    qtbot.keyClick(window.editor, Qt.Key.Key_Escape)
+    assert not window.bar.isVisible()
+    qtbot.keyClick(window.editor, Qt.Key.Key_Tab)
+    assert window.editor.toPlainText() == "好甲1\t"
+
+
+def test_plain_digits_and_space_still_type(qtbot):
+    """Digits and space are text, never suggestion keys."""
+    window = _window(qtbot, FakeEngine())
+    _type(qtbot, window, "我 2")
+    assert window.editor.toPlainText() == "我 2"
+
+
+def test_editing_in_the_middle_predicts_for_text_before_the_cursor(qtbot):
+    """Moving the cursor back updates the suggestions for the text before it."""
+    engine = FakeEngine()
+    window = _window(qtbot, engine)
+    _type(qtbot, window, "我今天去北京")
+    cursor = window.editor.textCursor()
+    cursor.setPosition(3)
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000,
+                          check_params_cb=lambda s: s[0][0] == "甲3"):
+        window.editor.setTextCursor(cursor)
+    assert engine.prefixes[-1] == "我今天"
+    assert window.bar.words[0] == "甲3"
+
+
+def test_a_click_accepts_a_suggestion(qtbot):
+    """Clicking the third button inserts the third word."""
+    window = _window(qtbot, FakeEngine())
+    _type(qtbot, window, "我")
+    qtbot.mouseClick(window.bar.buttons[2], Qt.MouseButton.LeftButton)
+    assert window.editor.toPlainText() == "我丙1"
+
+
+def test_missing_model_shows_a_message_with_the_training_command(qtbot):
+    """Without an engine the window opens and says how to train a model."""
+    window = _window(qtbot, None, error="Could not load the model: no model at x")
+    commit(window.editor, "我")
+    assert window.message.isVisible() and "no model at x" in window.message.text()
+    assert "make run" in window.message.text()
+    assert not window.bar.isVisible()
+
+
+def test_engine_errors_do_not_crash_the_window(qtbot):
+    """A failing prediction becomes a status message."""
+    window = _window(qtbot, BrokenEngine())
+    with qtbot.waitSignal(window._worker.failed, timeout=5000):
+        commit(window.editor, "我")
+    assert window.editor.toPlainText() == "我"
+
+
+def test_opening_a_broken_model_path_shows_the_message(qtbot, tmp_path):
+    """File > Open with a directory holding no model shows the error, not a traceback."""
+    from gui.app import load_engine
+
+    window = _window(qtbot, FakeEngine(), loader=load_engine)
+    window.open_model(str(tmp_path))
+    assert window.message.isVisible() and "ime train" in window.message.text()
+
+
+def test_k_can_be_changed(qtbot):
+    """Choosing 'Show 7' shows seven suggestions."""
+    window = _window(qtbot, FakeEngine())
+    _type(qtbot, window, "我")
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000,
+                          check_params_cb=lambda s: len(s) == 7):
+        window.k_actions[7].trigger()
+    assert len(window.bar.words) == 7
+
+
+@pytest.fixture
+def real_window(qtbot, tiny_model_dir):
+    """The window on the tiny trained model."""
+    from gui.app import load_engine
+
+    return _window(qtbot, load_engine(str(tiny_model_dir)), top_k=4), load_engine(str(tiny_model_dir))
+
+
+def test_real_model_suggestions_match_predictor(qtbot, real_window):
+    """With a real model, the bar shows exactly Predictor.predict for the typed text."""
+    window, predictor = real_window
+    window.editor.setPlainText("我今天")
+    with qtbot.waitSignal(window.suggestionsShown, timeout=10000):
+        window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    assert window.bar.words == [w for w, _ in predictor.predict("我今天", 4)]
+
+
+def test_screenshot_command_writes_a_png(tmp_path, tiny_model_dir, qapp):
+    """`ime gui --screenshot` renders offscreen and saves a PNG."""
+    from input_method.cli import main
+
+    out = tmp_path / "shot.png"
+    assert main(["gui", "--model", str(tiny_model_dir), "--text", "我今天", "--screenshot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
