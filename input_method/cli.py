@@ -109,6 +109,15 @@ def _predict(args: argparse.Namespace) -> int:
         _print_suggestions(prefix, predictor.predict(prefix, top_k))
 
 
+def _export(args: argparse.Namespace) -> int:
+    from input_method.checkpoint import export_checkpoint
+
+    path = export_checkpoint(args.model, args.output)
+    print(f"exported {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB); "
+          f"score it with: ime evaluate --model {args.output}")
+    return 0
+
+
 def _gui(args: argparse.Namespace) -> int:
     from gui.app import run
 
@@ -200,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="model directory or checkpoint (default: models/default)")
     q.add_argument("--top-k", type=int, help="how many suggestions (default: 5)")
     q.set_defaults(handler=_predict)
+
+    x = sub.add_parser("export", help="write a small shippable copy of a model",
+                       description="Copy a trained model with int8 weights (one scale per row) and "
+                       "no training state, e.g. to ship as models/default.")
+    x.add_argument("--model", required=True, help="model directory or checkpoint to export")
+    x.add_argument("--output", required=True, help="directory to write (e.g. models/default)")
+    x.set_defaults(handler=_export)
 
     g = sub.add_parser("gui", help="open the suggestion box (PyQt6)",
                        description="Open the desktop suggestion box: type, and pick the next word "

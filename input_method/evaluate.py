@@ -48,11 +48,13 @@ class _Scores:
         self.all = RankingTotals()
         self.han = RankingTotals()
 
-    def add(self, log_probs: torch.Tensor, targets: torch.Tensor) -> None:
-        self.all.add(log_probs, targets, self.special_ids)
+    def add(self, log_probs: torch.Tensor, targets: torch.Tensor,
+            target_chars: torch.Tensor | None = None) -> None:
+        self.all.add(log_probs, targets, self.special_ids, target_chars)
         mask = self.is_han[targets]
         if mask.any():
-            self.han.add(log_probs[mask], targets[mask], self.special_ids)
+            chars = target_chars[mask.to(target_chars.device)] if target_chars is not None else None
+            self.han.add(log_probs[mask], targets[mask], self.special_ids, chars)
 
     def summary(self) -> dict[str, Any]:
         result: dict[str, Any] = self.all.summary()
@@ -76,14 +78,17 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     test = WindowDataset.from_jsonl(data_dir / f"{config.split}.jsonl", context_size, len(vocab),
                                     config.max_windows)
     is_han = han_mask(vocab).to(device)
+    lengths = target_lengths(data_dir / f"{config.split}.tokens.txt", len(test), test.skipped)
 
     started = time.perf_counter()
     model_scores = _Scores(vocab.special_ids, is_han)
     with torch.inference_mode():
-        for inputs, targets in tqdm(test.batches(config.batch_size), desc="evaluate model",
-                                    total=test.num_batches(config.batch_size), unit="batch"):
+        for index, (inputs, targets) in enumerate(tqdm(
+                test.batches(config.batch_size), desc="evaluate model",
+                total=test.num_batches(config.batch_size), unit="batch")):
             logits = window_logits(model, inputs.to(device), vocab.pad_id)
-            model_scores.add(torch.log_softmax(logits.float(), -1), targets.to(device))
+            model_scores.add(torch.log_softmax(logits.float(), -1), targets.to(device),
+                             _batch_slice(lengths, index, config.batch_size))
     results: dict[str, Any] = {
         "model": model_scores.summary(),
         "model_seconds": round(time.perf_counter() - started, 1),
@@ -95,9 +100,11 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         trigram = KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
                                    train.targets)
         baseline_scores = _Scores(vocab.special_ids, is_han.cpu())
-        for inputs, targets in tqdm(test.batches(512), desc="evaluate trigram",
-                                    total=test.num_batches(512), unit="batch"):
-            baseline_scores.add(trigram.log_probs(_last_two(inputs, vocab.pad_id)), targets)
+        for index, (inputs, targets) in enumerate(tqdm(
+                test.batches(512), desc="evaluate trigram", total=test.num_batches(512),
+                unit="batch")):
+            baseline_scores.add(trigram.log_probs(_last_two(inputs, vocab.pad_id)), targets,
+                                _batch_slice(lengths, index, 512))
         results["kneser_ney_trigram"] = baseline_scores.summary()
         results["kneser_ney_seconds"] = round(time.perf_counter() - started, 1)
 
@@ -113,6 +120,29 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     return results
 
 
+def target_lengths(tokens_path: Path, windows: int, skipped: int) -> torch.Tensor | None:
+    """Characters of each window's target word, from the split's tokens file, in window order.
+
+    None (no keystroke savings) when the file is missing or, because broken
+    window lines were skipped, no longer lines up with the windows.
+    """
+    if skipped or not tokens_path.is_file():
+        log.warning("keystroke savings skipped: %s missing or windows skipped", tokens_path)
+        return None
+    with tokens_path.open(encoding="utf-8") as handle:
+        lengths = [len(token) for line in handle for token in line.split()]
+    if len(lengths) < windows:
+        log.warning("keystroke savings skipped: %s does not match the windows", tokens_path)
+        return None
+    return torch.tensor(lengths[:windows])
+
+
+def _batch_slice(lengths: torch.Tensor | None, index: int, batch_size: int) -> torch.Tensor | None:
+    if lengths is None:
+        return None
+    return lengths[index * batch_size:(index + 1) * batch_size]
+
+
 def _last_two(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
     """(N, context) -> (N, 2): the trigram's context, padded if the window is shorter."""
     if inputs.shape[1] >= 2:
@@ -121,7 +151,7 @@ def _last_two(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
 
 
 ROWS = (("hit@1", "{:.4f}"), ("hit@5", "{:.4f}"), ("hit@10", "{:.4f}"), ("mrr", "{:.4f}"),
-        ("perplexity", "{:.1f}"))
+        ("perplexity", "{:.1f}"), ("keystroke_savings", "{:.4f}"))
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -134,6 +164,8 @@ def format_table(results: dict[str, Any]) -> str:
              f"{'metric':<12}" + "".join(f"{name:>24}" for name, _ in columns)]
     for key, fmt in ROWS:
         cells = []
+        if key not in results["model"]:
+            continue
         for _, scores in columns:
             value = fmt.format(scores[key])
             han = fmt.format(scores["han_targets"][key])

@@ -8,6 +8,10 @@ Ranking rules: the special tokens are never suggested, so they are removed
 before ranking, and a target that is ``<unk>`` counts as a miss (rank
 infinity) — a user cannot be offered a word the vocabulary lacks.
 Perplexity uses the full distribution, ``<unk>`` included, for both scorers.
+
+Keystroke savings replays the text as a user who, before each word, looks at
+the top 5 suggestions and takes the right one when it is there: the share of
+the text's characters that this user did not type (selecting costs nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 HIT_KS = (1, 5, 10)
+SAVINGS_K = 5  # suggestions a user reads before typing a word
 
 
 @dataclass
@@ -28,10 +33,16 @@ class RankingTotals:
     nll: float = 0.0
     reciprocal_rank: float = 0.0
     hits: dict[int, int] = field(default_factory=lambda: dict.fromkeys(HIT_KS, 0))
+    chars: int = 0  # characters of the target words (when lengths are given)
+    chars_saved: int = 0  # characters of the targets found in the top SAVINGS_K
 
-    def add(self, log_probs: torch.Tensor, targets: torch.Tensor,
-            special_ids: list[int]) -> None:
-        """Add a batch. log_probs: (batch, vocab), normalised; targets: (batch,)."""
+    def add(self, log_probs: torch.Tensor, targets: torch.Tensor, special_ids: list[int],
+            target_chars: torch.Tensor | None = None) -> None:
+        """Add a batch. log_probs: (batch, vocab), normalised; targets: (batch,).
+
+        ``target_chars`` (batch,): each target word's length in characters, the
+        word as written (an ``<unk>`` target still has a length).
+        """
         log_probs = log_probs.float()
         target_lp = log_probs.gather(1, targets[:, None]).squeeze(1)  # (batch,)
         self.nll -= target_lp.sum().item()
@@ -45,6 +56,10 @@ class RankingTotals:
             self.hits[k] += int(((rank <= k) & suggestable).sum())
         self.reciprocal_rank += float((suggestable / rank.float()).sum())
         self.windows += len(targets)
+        if target_chars is not None:
+            target_chars = target_chars.to(rank.device)
+            self.chars += int(target_chars.sum())
+            self.chars_saved += int((target_chars * ((rank <= SAVINGS_K) & suggestable)).sum())
 
     def summary(self) -> dict[str, float]:
         """Rates over every window added so far."""
@@ -53,4 +68,6 @@ class RankingTotals:
         result = {f"hit@{k}": self.hits[k] / n for k in HIT_KS}
         result.update({"mrr": self.reciprocal_rank / n, "loss": loss,
                        "perplexity": math.exp(min(loss, 50.0)), "windows": self.windows})
+        if self.chars:
+            result["keystroke_savings"] = self.chars_saved / self.chars
         return result

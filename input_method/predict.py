@@ -19,7 +19,7 @@ import torch
 from input_method.checkpoint import load_model
 from input_method.config import DEFAULT_MODEL_DIR
 from input_method.corpus import clean_text
-from input_method.model import NextWordModel
+from input_method.model import NextWordModel, State
 from input_method.segment import Segmenter, current_sentence
 from input_method.vocab import Vocab
 
@@ -54,19 +54,17 @@ class Predictor:
 
     def tokenize(self, prefix: str) -> list[str]:
         """The words of the sentence being typed, start token first when it is in view."""
-        tail = clean_text(prefix[-MAX_PREFIX_CHARS:])
-        tokens = self.segmenter.tokens(tail)
         truncated = len(prefix) > MAX_PREFIX_CHARS
-        if truncated and tokens:
-            tokens = tokens[1:]  # the cut may have split the first word
-        sentence = current_sentence(tokens)
-        if truncated and len(sentence) == len(tokens):
-            return sentence  # the sentence began before the visible tail
-        return [self.vocab.itos[self.vocab.start_id], *sentence]
+        text, after_end_mark = current_sentence(clean_text(prefix[-MAX_PREFIX_CHARS:]))
+        tokens = self.segmenter.tokens(text)
+        if truncated and not after_end_mark:
+            return tokens[1:]  # the sentence began before the tail; its first word may be cut
+        return [self.vocab.itos[self.vocab.start_id], *tokens]
 
     def context_ids(self, prefix: str) -> list[int]:
         """The model input for ``prefix``: its last ``context_size`` ids (never padded)."""
-        return self.vocab.encode(self.tokenize(prefix))[-self.context_size:]
+        ids = self.vocab.encode(self.tokenize(prefix))[-self.context_size:]
+        return ids or [self.vocab.start_id]
 
     def next_word_log_probs(self, context_ids: list[int]) -> torch.Tensor:
         """log P(word | context) over the vocabulary: (V,)."""
@@ -76,16 +74,75 @@ class Predictor:
 
     def predict(self, prefix: str, top_k: int = 5) -> list[Suggestion]:
         """The ``top_k`` most likely next words after ``prefix``, best first, with probabilities."""
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
-        context = self.context_ids(prefix)
+        _check_top_k(top_k)
+        return self.top_words(self.next_word_log_probs(self.context_ids(prefix)), top_k)
+
+    def top_words(self, log_probs: torch.Tensor, top_k: int) -> list[Suggestion]:
+        """The best ``top_k`` words of a (V,) log-distribution, specials left out."""
         with torch.inference_mode():
-            log_probs = self.next_word_log_probs(context)
+            log_probs = log_probs.clone()
             log_probs[self._never] = -math.inf
             k = min(top_k, len(self.vocab) - len(self._never))
             values, indices = torch.topk(log_probs, k)
         pairs = zip(values.tolist(), indices.tolist(), strict=True)
         return [(self.vocab.itos[i], math.exp(v)) for v, i in pairs]
+
+    def session(self) -> TypingSession:
+        """A new incremental session for one text box."""
+        return TypingSession(self)
+
+
+def _check_top_k(top_k: int) -> None:
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
+
+
+class TypingSession:
+    """Suggestions while one text is typed, reusing the work done for the last call.
+
+    It keeps the recurrent state after each word of the current context. On
+    the next call only the words after the longest common prefix with the
+    previous context are run: one step per new word when typing on, a few
+    after a backspace or an edit, all of them after a paste or a new sentence.
+
+        previous context   <s> 我 今天 去
+        new context        <s> 我 今天 不 去     common prefix 3 -> run 不, 去
+
+    The answer equals :meth:`Predictor.predict` for the same text.
+    """
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self._ids: list[int] = []
+        self._states: list[State] = []
+        self._features: list[torch.Tensor] = []
+
+    def reset(self) -> None:
+        """Forget the cached context."""
+        self._ids, self._states, self._features = [], [], []
+
+    def predict(self, prefix: str, top_k: int = 5) -> list[Suggestion]:
+        """The same suggestions as ``Predictor.predict(prefix, top_k)``, computed incrementally."""
+        _check_top_k(top_k)
+        ids = self.predictor.context_ids(prefix)
+        common = 0
+        for cached, new in zip(self._ids, ids, strict=False):
+            if cached != new:
+                break
+            common += 1
+        if common == len(ids):  # same context as a longer one seen before: step back
+            common -= 1
+        del self._ids[common:], self._states[common:], self._features[common:]
+        model = self.predictor.model
+        state = self._states[-1] if self._states else None
+        with torch.inference_mode():
+            for token in ids[common:]:
+                features, state = model.features(torch.tensor([[token]]), state)  # (1, 1, hidden)
+                self._ids.append(token)
+                self._states.append(state)
+                self._features.append(features[0, -1])
+            log_probs = torch.log_softmax(model.logits(self._features[-1][None])[0].float(), -1)
+        return self.predictor.top_words(log_probs, top_k)
 
 
 @functools.lru_cache(maxsize=1)

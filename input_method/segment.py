@@ -67,17 +67,20 @@ def split_sentences(tokens: list[str]) -> list[list[str]]:
     return sentences
 
 
-def current_sentence(tokens: list[str]) -> list[str]:
-    """The tokens of the sentence the next word continues (empty after an end mark)."""
-    sentences = split_sentences(tokens)
-    if not sentences:
-        return []
-    last = sentences[-1]
-    for token in reversed(last):
-        if token in CLOSERS:
-            continue
-        return [] if _is_end(token) else last
-    return last
+def current_sentence(text: str) -> tuple[str, bool]:
+    """The text of the sentence being typed, and whether an end mark came before it.
+
+    Cut at the last 。！？；… (and the closing quotes after it), the same cut
+    :func:`split_sentences` makes on tokens, but before segmentation, so that
+    only the open sentence is handed to jieba on each key press.
+    """
+    last_end = max(text.rfind(mark) for mark in SENTENCE_END)
+    if last_end < 0:
+        return text, False
+    begin = last_end + 1
+    while begin < len(text) and text[begin] in CLOSERS:
+        begin += 1
+    return text[begin:], True
 
 
 # --- parallel segmentation -------------------------------------------------

@@ -146,6 +146,10 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     vocab.save(run_dir / "vocab.json")
 
     def checkpoint(path: Path, metrics: dict[str, Any] | None = None) -> None:
+        if path.name == BEST:  # serving needs only the weights; no optimizer state
+            save_checkpoint(path, model=model, vocab=vocab, context_size=context_size,
+                            train_config=asdict(config), metrics=metrics)
+            return
         training = {
             "progress": asdict(progress),
             "optimizer": optimizer.state_dict(),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from input_method.checkpoint import load_model, read_checkpoint, save_checkpoint
+from input_method.checkpoint import export_checkpoint, load_model, read_checkpoint, save_checkpoint
 from input_method.config import ModelConfig
 from input_method.errors import CheckpointError, ModelNotFoundError
 from input_method.model import NextWordModel
@@ -84,3 +84,19 @@ def test_weights_of_another_shape_are_rejected(tmp_path):
     torch.save(payload, tmp_path / "best.pt")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(tmp_path)
+
+
+def test_export_shrinks_weights_and_keeps_predictions_close(tmp_path):
+    """An int8 export loads, is smaller, and its probabilities stay close to the original."""
+    model = NextWordModel(ModelConfig(vocab_size=300, embedding_dim=32, hidden_size=32,
+                                      softmax="full")).eval()
+    big_vocab = Vocab(["<pad>", "<unk>", "<s>", *[f"词{i}" for i in range(297)]])
+    save_checkpoint(tmp_path / "run" / "best.pt", model=model, vocab=big_vocab, context_size=3)
+    exported = export_checkpoint(tmp_path / "run", tmp_path / "shipped")
+    assert exported.stat().st_size < (tmp_path / "run" / "best.pt").stat().st_size / 2
+    loaded, vocab, _ = load_model(tmp_path / "shipped")
+    x = torch.tensor([[2, 5, 9]])
+    original = torch.softmax(model(x)[0], -1)
+    shipped = torch.softmax(loaded(x)[0], -1)
+    assert vocab.itos == big_vocab.itos
+    assert torch.allclose(original, shipped, atol=1e-3)

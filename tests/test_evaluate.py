@@ -18,5 +18,6 @@ def test_evaluate_writes_eval_json_with_model_and_baseline(tiny_model_dir, proce
         scores = saved[scorer]
         assert 0 <= scores["hit@1"] <= scores["hit@5"] <= scores["hit@10"] <= 1
         assert scores["perplexity"] > 1 and scores["windows"] == results["windows"]
+        assert 0 <= scores["keystroke_savings"] <= scores["hit@5"] * 10
     table = format_table(results)
     assert "KN trigram" in table and "hit@5" in table

@@ -23,3 +23,16 @@ def test_ranks_skip_special_tokens_and_unk_targets_miss():
     expected_loss = -(math.log(0.15) + math.log(0.3) + math.log(0.9)) / 3
     assert math.isclose(result["loss"], expected_loss, rel_tol=1e-5)
     assert math.isclose(result["perplexity"], math.exp(expected_loss), rel_tol=1e-5)
+
+
+def test_keystroke_savings_counts_characters_of_top5_hits():
+    """Targets in the top 5 save their characters; misses and <unk> save none."""
+    vocab_size = 12
+    log_probs = torch.full((3, vocab_size), -10.0)
+    log_probs[0, 3] = -0.1  # target 3 ranks first: hit
+    log_probs[1, 4:11] = -0.5  # target 11 ranks after 7 others: a miss
+    log_probs = torch.log_softmax(log_probs, -1)
+    totals = RankingTotals()
+    totals.add(log_probs, torch.tensor([3, 11, 1]), special_ids=[0, 1, 2],
+               target_chars=torch.tensor([2, 3, 4]))
+    assert totals.summary()["keystroke_savings"] == 2 / 9

@@ -54,3 +54,30 @@ def test_bad_top_k_is_a_value_error(predictor):
     """top_k must be a positive integer."""
     with pytest.raises(ValueError):
         predictor.predict("我", top_k=0)
+
+
+def _same(a, b):
+    assert [w for w, _ in a] == [w for w, _ in b]
+    assert all(abs(p - q) < 1e-5 for (_, p), (_, q) in zip(a, b, strict=True))
+
+
+def test_session_matches_stateless_predict_through_appends_backspaces_and_pastes(predictor):
+    """Typing on, deleting, pasting and editing mid-text: the session equals predict() each time."""
+    session = predictor.session()
+    texts = ["", "我", "我今天", "我今天去", "我今天去北京", "我今天去北", "我今天",  # type, backspace
+             "我今天去北京。他喜欢上海的天气", "他喜欢", "我们明天一起去公园吧！你今天",  # paste, cut
+             "我们明天不去公园吧！你今天", "我" * 300 + "今天去北京"]  # edit in the middle, long
+    for text in texts:
+        _same(session.predict(text, 5), predictor.predict(text, 5))
+
+
+def test_session_runs_only_the_new_words(predictor, monkeypatch):
+    """After the first call, typing one more word runs the network on one new id."""
+    session = predictor.session()
+    session.predict("我", 3)  # <s> 我: the tiny model's context holds 3 ids
+    calls = []
+    original = predictor.model.features
+    monkeypatch.setattr(predictor.model, "features",
+                        lambda ids, state=None: calls.append(ids.shape[1]) or original(ids, state))
+    session.predict("我今天", 3)
+    assert calls == [1]

@@ -18,12 +18,12 @@ def test_split_sentences_keeps_closing_quotes_with_their_sentence():
                                        ["我", "走", "了", "！"], ["再见"]]
 
 
-def test_current_sentence_is_empty_after_an_end_mark():
-    """After 。 the next word starts a new sentence; otherwise the open sentence continues."""
-    assert current_sentence(["我", "好", "。"]) == []
-    assert current_sentence(["我", "好", "。", "”"]) == []
-    assert current_sentence(["我", "好", "。", "你"]) == ["你"]
-    assert current_sentence([]) == []
+def test_current_sentence_starts_after_the_last_end_mark():
+    """After 。 (and a closing quote) the next word starts a new sentence."""
+    assert current_sentence("我好。") == ("", True)
+    assert current_sentence("他说：“好。”") == ("", True)
+    assert current_sentence("我好。你") == ("你", True)
+    assert current_sentence("我今天") == ("我今天", False)
 
 
 def test_parallel_segmentation_matches_one_process():
