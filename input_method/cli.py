@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from gui.options import add_arguments as add_gui_arguments
 from input_method.config import (
     CELLS,
+    DEFAULT_MODEL_DIR,
     INPUT_FORMATS,
     OBJECTIVES,
     SOFTMAXES,
@@ -118,6 +119,16 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from input_method.bench import bench
+
+    model = args.model or str(DEFAULT_MODEL_DIR)
+    results = bench(model, args.data_dir or "data/processed", args.train_targets or 150_000,
+                    skip_training=args.skip_training)
+    print(json.dumps(results, ensure_ascii=False))
+    return 0
+
+
 def _gui(args: argparse.Namespace) -> int:
     from gui.app import run
 
@@ -216,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--model", required=True, help="model directory or checkpoint to export")
     x.add_argument("--output", required=True, help="directory to write (e.g. models/default)")
     x.set_defaults(handler=_export)
+
+    b = sub.add_parser("bench", help="measure latency, training and preprocessing speed",
+                       description="Print one JSON object: keystroke and cold latency, model load "
+                       "time and size, training speed against the seed recipe, preprocessing "
+                       "speed-up, peak memory. Needs `ime process` output.")
+    b.add_argument("--model", help="model directory (default: models/default)")
+    b.add_argument("--data-dir", help="processed data (default: data/processed)")
+    b.add_argument("--train-targets", type=int, help="scored words per training run (150000)")
+    b.add_argument("--skip-training", action="store_true", help="latency and preprocessing only")
+    b.set_defaults(handler=_bench)
 
     g = sub.add_parser("gui", help="open the suggestion box (PyQt6)",
                        description="Open the desktop suggestion box: type, and pick the next word "

@@ -43,7 +43,7 @@ class ProcessConfig:
     train_fraction: float = 0.8
     valid_fraction: float = 0.1  # the test split gets the rest
     seed: int = 1234
-    context_size: int = 5  # SEQ_LEN: tokens of left context in each window
+    context_size: int = 16  # SEQ_LEN: words of left context per window (the seed used 5)
     min_freq: int = 2
     max_vocab_size: int = 30000  # including the special tokens
     workers: int = 0  # segmentation processes; 0 means one per CPU core
@@ -91,6 +91,8 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many steps in all (0: no limit); for smoke runs
     time_limit_minutes: float = 0.0  # stop (and validate, save) after this long (0: no limit)
     max_train_windows: int = 0  # use only the first N training windows (0: all)
+    max_train_targets: int = 0  # stop after this many scored words (0: no limit); benchmarks
+    context_limit: int = 0  # use only the last N words of each window (0: all the data has)
     max_valid_windows: int = 50000  # validation is a sample; the test split is never seen
     resume: bool = False
     dry_run: bool = False  # a few steps on a few windows, to check the wiring (CI)

@@ -59,6 +59,12 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
+    def last_words(self, context_size: int) -> WindowDataset:
+        """The same windows cut to their last ``context_size`` ids (left padding stays left)."""
+        if context_size >= self.inputs.shape[1]:
+            return self
+        return WindowDataset(self.inputs[:, -context_size:].contiguous(), self.targets, self.skipped)
+
     def __getitem__(self, index: int | list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inputs[index], self.targets[index]
 

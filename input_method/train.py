@@ -95,6 +95,8 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         raise CorpusError(f"no processed data in {data_dir}; run `ime process` first")
     vocab = Vocab.load(data_dir / "vocab.json")
     context_size = context_size_of(data_dir)
+    if config.context_limit and config.context_limit < context_size:
+        context_size = config.context_limit
     run_name = config.run_name or default_run_name()
     config = replace(config, run_name=run_name)
     run_dir = Path(config.models_root) / run_name
@@ -132,13 +134,15 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     if config.objective not in OBJECTIVES:
         raise TrainingError(f"unknown objective {config.objective!r}; choose from "
                             f"{', '.join(OBJECTIVES)}")
-    train_windows = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size, len(vocab),
-                                             config.max_train_windows)
+    train_windows = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size_of(data_dir),
+                                             len(vocab), config.max_train_windows
+                                             ).last_words(context_size)
     train_data: WindowDataset | SentencePieces = (
         SentencePieces.from_windows(train_windows, vocab.start_id, vocab.pad_id)
         if config.objective == "all" else train_windows)
-    valid_data = WindowDataset.from_jsonl(data_dir / "valid.jsonl", context_size, len(vocab),
-                                          config.max_valid_windows)
+    valid_data = WindowDataset.from_jsonl(data_dir / "valid.jsonl", context_size_of(data_dir),
+                                          len(vocab), config.max_valid_windows
+                                          ).last_words(context_size)
     log.info("training %s on %s: %d windows (%d %s examples), %d validation, %d parameters",
              run_name, device, len(train_windows), len(train_data), config.objective,
              len(valid_data), model.num_parameters())
@@ -259,6 +263,8 @@ def batch_loss(model: NextWordModel, inputs: torch.Tensor, targets: torch.Tensor
 
 def _step_limit(config: TrainConfig, progress: Progress, epoch_seconds: float = 0.0) -> bool:
     if config.max_steps and progress.step >= config.max_steps:
+        return True
+    if config.max_train_targets and progress.train_targets >= config.max_train_targets:
         return True
     elapsed = progress.train_seconds + epoch_seconds
     return bool(config.time_limit_minutes) and elapsed >= 60 * config.time_limit_minutes

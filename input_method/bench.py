@@ -1,0 +1,146 @@
+"""``ime bench``: the speed figures of this machine, as one JSON object.
+
+Latency: an incremental typing session replays test sentences word by word
+(``keystroke_*``: one call per word typed, top-5), and the stateless
+``Predictor.predict`` answers full prefixes (``cold_*``). Training: the
+default recipe and the seed's literal one (stride-1 windows of 5, loss on
+the last word, full softmax) train on the same data for the same number of
+scored words in this run, then both are validated. Preprocessing: jieba over
+all cores against one process on the same texts.
+
+It is a benchmark, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from input_method.config import DEFAULT_MODEL_DIR, ModelConfig, TrainConfig
+from input_method.corpus import read_corpus
+from input_method.predict import Predictor
+from input_method.segment import default_workers, segment_texts
+
+log = logging.getLogger(__name__)
+
+# The seed's literal recipe: what every speed-up is measured against.
+SEED_CONTEXT = 5
+SEED_MODEL = ModelConfig(embedding_dim=128, hidden_size=256, softmax="full", dropout=0.2)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _sentences(data_dir: Path, count: int, seed: int) -> list[str]:
+    path = data_dir / "test.tokens.txt"
+    lines = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(seed).shuffle(lines)
+    return ["\u2009".join(words) for words in lines[:count]]  # thin space marks word ends
+
+
+def latency(model_dir: Path, data_dir: Path, sentences: int = 300, seed: int = 0) -> dict[str, Any]:
+    """Model load time and per-call latency of the session and of stateless predict."""
+    started = time.perf_counter()
+    predictor = Predictor.load(model_dir)
+    load_s = time.perf_counter() - started
+    texts = _sentences(data_dir, sentences, seed)
+    predictor.predict("热身", 5)  # first-call allocations are not a key press
+
+    keystrokes: list[float] = []
+    for text in texts:
+        session = predictor.session()
+        words = text.split("\u2009")
+        typed = ""
+        for word in words:
+            begin = time.perf_counter()
+            session.predict(typed, 5)
+            keystrokes.append((time.perf_counter() - begin) * 1000)
+            typed += word
+    cold: list[float] = []
+    for text in texts[:200]:
+        prefix = text.replace("\u2009", "")
+        begin = time.perf_counter()
+        predictor.predict(prefix, 5)
+        cold.append((time.perf_counter() - begin) * 1000)
+    size = sum(p.stat().st_size for p in Path(model_dir).iterdir() if p.is_file())
+    return {
+        "keystroke_p50_ms": round(statistics.median(keystrokes), 3),
+        "keystroke_p99_ms": round(_percentile(keystrokes, 0.99), 3),
+        "keystroke_calls": len(keystrokes),
+        "cold_p50_ms": round(statistics.median(cold), 3),
+        "cold_p99_ms": round(_percentile(cold, 0.99), 3),
+        "model_load_s": round(load_s, 3),
+        "model_size_mb": round(size / 2**20, 2),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def preprocessing(texts: int = 6000) -> dict[str, Any]:
+    """Segmentation speed, all cores against one process, on the same texts."""
+    sample = [t for _, t in zip(range(texts), read_corpus(()), strict=False)]
+    chars = sum(len(t) for t in sample)
+    timings = {}
+    for workers in (1, default_workers()):
+        begin = time.perf_counter()
+        for _ in segment_texts(sample, workers=workers):
+            pass
+        timings[workers] = time.perf_counter() - begin
+    parallel = timings[default_workers()]
+    return {
+        "preprocess_chars_per_s": round(chars / parallel),
+        "preprocess_chars_per_s_one_process": round(chars / timings[1]),
+        "preprocess_speedup": round(timings[1] / parallel, 2),
+        "preprocess_workers": default_workers(),
+    }
+
+
+def training(data_dir: Path, targets: int = 150_000) -> dict[str, Any]:
+    """Default recipe against the seed's literal one, same data and number of scored words."""
+    from input_method.train import train
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = TrainConfig(data_dir=str(data_dir), models_root=tmp, logs_root=tmp, epochs=1,
+                           max_valid_windows=20000, device="cpu", patience=99)
+        recipes = {
+            "default": (replace(base, run_name="default"), ModelConfig()),
+            "seed": (replace(base, run_name="seed", objective="last", context_limit=SEED_CONTEXT,
+                             batch_size=256), SEED_MODEL),
+        }
+        for name, (config, model_config) in recipes.items():
+            config = replace(config, max_train_targets=targets)
+            summary = train(config, model_config)
+            results[name] = summary
+    default, seed = results["default"], results["seed"]
+    return {
+        "train_tokens_per_s": default["train_tokens_per_second"],
+        "seed_train_tokens_per_s": seed["train_tokens_per_second"],
+        "train_speedup_vs_seed": round(default["train_tokens_per_second"]
+                                       / max(seed["train_tokens_per_second"], 1e-9), 2),
+        "train_targets_each": targets,
+        "valid_hit@5": round(default["valid"]["hit@5"], 4),
+        "seed_valid_hit@5": round(seed["valid"]["hit@5"], 4),
+    }
+
+
+def bench(model_dir: Path | str = DEFAULT_MODEL_DIR, data_dir: Path | str = "data/processed",
+          train_targets: int = 150_000, skip_training: bool = False) -> dict[str, Any]:
+    """Every figure, in one dict."""
+    result: dict[str, Any] = {}
+    result.update(latency(Path(model_dir), Path(data_dir)))
+    result.update(preprocessing())
+    if not skip_training:
+        result.update(training(Path(data_dir), train_targets))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result

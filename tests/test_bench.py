@@ -1,0 +1,28 @@
+"""Tests for the benchmark's wiring (not its timings: those are never asserted)."""
+
+from __future__ import annotations
+
+from input_method.bench import latency, preprocessing, training
+
+
+def test_latency_figures_come_from_real_calls(tiny_model_dir, processed_dir):
+    """Keystroke figures count one call per word of the replayed sentences."""
+    result = latency(tiny_model_dir, processed_dir, sentences=5)
+    lines = (processed_dir / "test.tokens.txt").read_text(encoding="utf-8").splitlines()
+    longest = sorted((len(line.split()) for line in lines), reverse=True)
+    assert 5 <= result["keystroke_calls"] <= sum(longest[:5])
+    assert 0 < result["keystroke_p50_ms"] <= result["keystroke_p99_ms"]
+    assert result["model_size_mb"] > 0
+
+
+def test_training_comparison_scores_the_same_number_of_words(processed_dir):
+    """Both recipes train on the same data until the same number of scored words."""
+    result = training(processed_dir, targets=100)
+    assert result["train_targets_each"] == 100
+    assert result["train_tokens_per_s"] > 0 and result["seed_train_tokens_per_s"] > 0
+
+
+def test_preprocessing_compares_one_process_with_all_cores():
+    """The speed-up is the ratio of the two timings on the same texts."""
+    result = preprocessing(texts=40)
+    assert result["preprocess_speedup"] > 0 and result["preprocess_workers"] >= 1
