@@ -78,6 +78,13 @@ class SuggestionBar(QWidget):
             layout.addWidget(button)
             self.buttons.append(button)
         layout.addStretch(1)
+        hint = QLabel("Alt+1…9 or Tab: accept · Esc: hide", self)
+        hint.setEnabled(False)  # drawn greyed: a reminder, not a control
+        layout.addWidget(hint)
+        font = self.font()
+        font.setPointSize(font.pointSize() + 3)
+        for button in self.buttons:
+            button.setFont(font)
         self.words: list[str] = []
 
     def show_suggestions(self, suggestions: list[tuple[str, float]], with_probs: bool) -> None:

@@ -20,6 +20,7 @@ from input_method.checkpoint import load_model
 from input_method.config import DEFAULT_MODEL_DIR
 from input_method.corpus import clean_text
 from input_method.model import NextWordModel, State
+from input_method.pinyin import PinyinIndex, normalize_typed
 from input_method.segment import Segmenter, current_sentence
 from input_method.vocab import Vocab
 
@@ -72,13 +73,25 @@ class Predictor:
             logits, _ = self.model(torch.tensor([context_ids]), last_only=True)  # (1, V)
             return torch.log_softmax(logits[0].float(), dim=-1)
 
-    def predict(self, prefix: str, top_k: int = 5) -> list[Suggestion]:
-        """The ``top_k`` most likely next words after ``prefix``, best first, with probabilities."""
-        _check_top_k(top_k)
-        return self.top_words(self.next_word_log_probs(self.context_ids(prefix)), top_k)
+    def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
+        """The ``top_k`` most likely next words after ``prefix``, best first, with probabilities.
 
-    def top_words(self, log_probs: torch.Tensor, top_k: int) -> list[Suggestion]:
+        With ``pinyin`` (letters typed so far: ``"zg"``, ``"zhongguo"``, ``"zhong g"``)
+        only words those letters spell are returned, still ranked by the model.
+        """
+        _check_top_k(top_k)
+        return self.top_words(self.next_word_log_probs(self.context_ids(prefix)), top_k, pinyin)
+
+    @functools.cached_property
+    def pinyin_index(self) -> PinyinIndex:
+        """Readings of the vocabulary, built on the first pinyin query (about a second)."""
+        return PinyinIndex(self.vocab.itos)
+
+    def top_words(self, log_probs: torch.Tensor, top_k: int,
+                  pinyin: str | None = None) -> list[Suggestion]:
         """The best ``top_k`` words of a (V,) log-distribution, specials left out."""
+        if pinyin is not None:
+            return self._top_pinyin_words(log_probs, top_k, normalize_typed(pinyin))
         with torch.inference_mode():
             log_probs = log_probs.clone()
             log_probs[self._never] = -math.inf
@@ -86,6 +99,16 @@ class Predictor:
             values, indices = torch.topk(log_probs, k)
         pairs = zip(values.tolist(), indices.tolist(), strict=True)
         return [(self.vocab.itos[i], math.exp(v)) for v, i in pairs]
+
+    def _top_pinyin_words(self, log_probs: torch.Tensor, top_k: int, typed: str) -> list[Suggestion]:
+        candidates = self.pinyin_index.candidates(typed) if typed else []
+        if not candidates:
+            return []  # no letters, or letters no word starts with
+        with torch.inference_mode():
+            ids = torch.tensor(candidates)
+            ranked = ids[torch.argsort(log_probs[ids], descending=True)].tolist()
+        chosen = self.pinyin_index.filter(ranked, typed, top_k)
+        return [(self.vocab.itos[i], math.exp(float(log_probs[i]))) for i in chosen]
 
     def session(self) -> TypingSession:
         """A new incremental session for one text box."""
@@ -121,8 +144,8 @@ class TypingSession:
         """Forget the cached context."""
         self._ids, self._states, self._features = [], [], []
 
-    def predict(self, prefix: str, top_k: int = 5) -> list[Suggestion]:
-        """The same suggestions as ``Predictor.predict(prefix, top_k)``, computed incrementally."""
+    def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
+        """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
         _check_top_k(top_k)
         ids = self.predictor.context_ids(prefix)
         common = 0
@@ -142,7 +165,7 @@ class TypingSession:
                 self._states.append(state)
                 self._features.append(features[0, -1])
             log_probs = torch.log_softmax(model.logits(self._features[-1][None])[0].float(), -1)
-        return self.predictor.top_words(log_probs, top_k)
+        return self.predictor.top_words(log_probs, top_k, pinyin)
 
 
 @functools.lru_cache(maxsize=1)

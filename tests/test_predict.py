@@ -81,3 +81,18 @@ def test_session_runs_only_the_new_words(predictor, monkeypatch):
                         lambda ids, state=None: calls.append(ids.shape[1]) or original(ids, state))
     session.predict("我今天", 3)
     assert calls == [1]
+
+
+def test_pinyin_filter_returns_only_matching_words_ranked_by_the_model(predictor):
+    """Every word returned is spelled by the letters, and in the model's order."""
+    from input_method.pinyin import spells
+
+    suggestions = predictor.predict("我今天", 5, pinyin="bj")
+    assert suggestions and all(spells("bj", predictor.pinyin_index.readings[predictor.vocab.stoi[w]])
+                               for w, _ in suggestions)
+    assert "北京" in [w for w, _ in suggestions]
+    probs = [p for _, p in suggestions]
+    assert probs == sorted(probs, reverse=True)
+    assert predictor.predict("我今天", 5, pinyin="xyz1") == []
+    session = predictor.session()
+    _same(session.predict("我今天", 5, pinyin="bj"), suggestions)
