@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+
+# Latin letters at the end of the text, right after Chinese (or alone): pinyin being typed.
+_PINYIN_TAIL = re.compile(r"(?:(?<=[^\x00-\x7f])|^)[A-Za-z][A-Za-z']*$")
 
 
 class SuggestionEngine(Protocol):
@@ -10,6 +14,18 @@ class SuggestionEngine(Protocol):
 
     name: str
 
-    def predict(self, prefix: str, top_k: int = 5) -> list[tuple[str, float]]:
-        """The ``top_k`` most likely next words after ``prefix``, best first."""
+    def predict(self, prefix: str, top_k: int = 5,
+                pinyin: str | None = None) -> list[tuple[str, float]]:
+        """The ``top_k`` most likely next words after ``prefix``, best first.
+
+        With ``pinyin``, only words those letters spell.
+        """
         ...
+
+
+def split_pinyin(text: str) -> tuple[str, str]:
+    """``("我今天", "qu")`` for ``"我今天qu"``; ``(text, "")`` when no pinyin is being typed."""
+    match = _PINYIN_TAIL.search(text)
+    if match is None:
+        return text, ""
+    return text[: match.start()], match.group(0)

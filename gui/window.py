@@ -1,6 +1,7 @@
 """The main window: a text editor, a bar of numbered suggestions, a status bar.
 
-Keys never steal typing: digits and space type as usual; Alt+1…Alt+9 accept
+Latin letters typed right after Chinese are pinyin: they filter the bar, and
+accepting a word replaces them. Keys never steal typing: digits and space type as usual; Alt+1…Alt+9 accept
 suggestion n, Tab the first, Esc hides the bar until the next word; a click
 accepts too. Predictions run on a worker thread; while one runs, only the
 newest request waits, and a result for text that has since changed is dropped.
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
-from PyQt6.QtGui import QAction, QActionGroup, QFont, QKeyEvent
+from PyQt6.QtGui import QAction, QActionGroup, QFont, QKeyEvent, QTextCursor
 from PyQt6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -25,7 +26,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from gui.engine import SuggestionEngine
+from gui.engine import SuggestionEngine, split_pinyin
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +111,15 @@ class PredictionWorker(QObject):
         super().__init__()
         self.engine = engine
 
-    @pyqtSlot(int, str, int)
-    def run(self, request_id: int, prefix: str, top_k: int) -> None:
+    @pyqtSlot(int, str, str, int)
+    def run(self, request_id: int, prefix: str, pinyin: str, top_k: int) -> None:
         """Predict and report; an engine error is reported, never raised into Qt."""
         engine = self.engine
         if engine is None:
             return
         started = time.perf_counter()
         try:
-            suggestions = engine.predict(prefix, top_k)
+            suggestions = engine.predict(prefix, top_k, pinyin=pinyin or None)
         except Exception as exc:  # noqa: BLE001 - a GUI must survive any engine failure
             log.exception("prediction failed")
             self.failed.emit(request_id, f"prediction failed: {exc}")
@@ -129,7 +130,7 @@ class PredictionWorker(QObject):
 class MainWindow(QMainWindow):
     """The suggestion box."""
 
-    predictionRequested = pyqtSignal(int, str, int)  # noqa: N815 - to the worker thread
+    predictionRequested = pyqtSignal(int, str, str, int)  # noqa: N815 - to the worker thread
     suggestionsShown = pyqtSignal(list)  # noqa: N815 - after the bar shows a fresh result
 
     def __init__(self, engine: SuggestionEngine | None, error: str | None = None,
@@ -278,7 +279,8 @@ class MainWindow(QMainWindow):
 
     def _send(self) -> None:
         self._busy, self._pending = True, False
-        self.predictionRequested.emit(self._request_id, self.text_before_cursor(), self.top_k)
+        prefix, pinyin = split_pinyin(self.text_before_cursor())
+        self.predictionRequested.emit(self._request_id, prefix, pinyin, self.top_k)
 
     def _on_finished(self, request_id: int, suggestions: list, milliseconds: float) -> None:
         self._busy = False
@@ -307,7 +309,8 @@ class MainWindow(QMainWindow):
         """Predict on this thread and show the result (for screenshots and scripts)."""
         if self._engine is not None:
             started = time.perf_counter()
-            suggestions = self._engine.predict(self.text_before_cursor(), self.top_k)
+            prefix, pinyin = split_pinyin(self.text_before_cursor())
+            suggestions = self._engine.predict(prefix, self.top_k, pinyin=pinyin or None)
             self.latency_label.setText(f"{(time.perf_counter() - started) * 1000:.1f} ms")
             self.show_suggestions(suggestions)
 
@@ -317,10 +320,14 @@ class MainWindow(QMainWindow):
 
     # --- accepting ------------------------------------------------------------
     def accept(self, index: int) -> None:
-        """Insert suggestion ``index`` at the cursor."""
+        """Insert suggestion ``index`` at the cursor, in place of the pinyin letters typed."""
         if not self.editor.suggestions_shown or index >= len(self.bar.words):
             return
         cursor = self.editor.textCursor()
+        _, pinyin = split_pinyin(self.text_before_cursor())
+        if pinyin:
+            cursor.movePosition(QTextCursor.MoveOperation.Left, QTextCursor.MoveMode.KeepAnchor,
+                                len(pinyin))
         cursor.insertText(self.bar.words[index])
         self.editor.setTextCursor(cursor)
         self.editor.setFocus()

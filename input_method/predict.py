@@ -110,9 +110,53 @@ class Predictor:
         chosen = self.pinyin_index.filter(ranked, typed, top_k)
         return [(self.vocab.itos[i], math.exp(float(log_probs[i]))) for i in chosen]
 
+    def complete(self, prefix: str, top_k: int = 5, max_words: int = 3,
+                 beam_width: int = 0) -> list[Suggestion]:
+        """Multi-word continuations (2 to ``max_words`` words) by beam search, best first.
+
+        Each phrase's probability is the product of the model's probabilities
+        of its words, one after the other; phrases are distinct.
+        """
+        _check_top_k(top_k)
+        if max_words < 2:
+            raise ValueError("max_words must be at least 2 (single words: use predict)")
+        width = beam_width or max(2 * top_k, 8)
+        model = self.model
+        vocab_size = len(self.vocab)
+        phrases: list[tuple[float, list[int]]] = []
+        with torch.inference_mode():
+            features, state = model.features(torch.tensor([self.context_ids(prefix)]))
+            last = features[:, -1]  # (beams, hidden)
+            scores = torch.zeros(1)  # (beams,) joint log-probability so far
+            paths: list[list[int]] = [[]]
+            for depth in range(max_words):
+                log_probs = torch.log_softmax(model.logits(last).float(), -1)  # (beams, V)
+                log_probs[:, self._never] = -math.inf
+                total = (scores[:, None] + log_probs).flatten()
+                scores, flat = torch.topk(total, min(width, len(total)))
+                rows, words = flat // vocab_size, flat % vocab_size
+                paths = [paths[r] + [w] for r, w in zip(rows.tolist(), words.tolist(), strict=True)]
+                if depth >= 1:
+                    phrases.extend(zip(scores.tolist(), paths, strict=True))
+                if depth == max_words - 1:
+                    break
+                state = _select_state(state, rows)
+                features, state = model.features(words[:, None], state)  # (beams, 1, hidden)
+                last = features[:, -1]
+        phrases.sort(key=lambda item: -item[0])
+        return [("".join(self.vocab.decode(path)), math.exp(score))
+                for score, path in phrases[:top_k]]
+
     def session(self) -> TypingSession:
         """A new incremental session for one text box."""
         return TypingSession(self)
+
+
+def _select_state(state: State, rows: torch.Tensor) -> State:
+    """Keep the recurrent state of the beams in ``rows`` (batch is dimension 1)."""
+    if isinstance(state, tuple):
+        return (state[0][:, rows], state[1][:, rows])
+    return state[:, rows]
 
 
 def _check_top_k(top_k: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from input_method.config import SPECIAL_TOKENS
@@ -96,3 +98,28 @@ def test_pinyin_filter_returns_only_matching_words_ranked_by_the_model(predictor
     assert predictor.predict("我今天", 5, pinyin="xyz1") == []
     session = predictor.session()
     _same(session.predict("我今天", 5, pinyin="bj"), suggestions)
+
+
+def test_complete_returns_sorted_distinct_phrases_with_product_probabilities(predictor):
+    """Each phrase's probability is the product of the step probabilities, recomputed here."""
+    phrases = predictor.complete("我", top_k=5, max_words=2)
+    assert len(phrases) == 5
+    assert len({p for p, _ in phrases}) == 5
+    probs = [p for _, p in phrases]
+    assert probs == sorted(probs, reverse=True)
+    for _text, prob in phrases:
+        # Find the word split the beam used: the candidates whose product matches.
+        context = predictor.context_ids("我")
+        first_log_probs = predictor.next_word_log_probs(context)
+        best = max(
+            (first_log_probs[a].item() + predictor.next_word_log_probs([*context, a])[b].item())
+            for a in range(3, len(predictor.vocab)) for b in range(3, len(predictor.vocab))
+            if predictor.vocab.itos[a] + predictor.vocab.itos[b] == _text
+        )
+        assert abs(math.exp(best) - prob) < 1e-5
+
+
+def test_complete_rejects_single_words(predictor):
+    """max_words below 2 is a ValueError: single words come from predict."""
+    with pytest.raises(ValueError):
+        predictor.complete("我", max_words=1)

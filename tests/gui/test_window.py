@@ -18,11 +18,14 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.prefixes: list[str] = []
+        self.pinyin: list[str | None] = []
 
-    def predict(self, prefix: str, top_k: int = 5) -> list[tuple[str, float]]:
+    def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[tuple[str, float]]:
         self.prefixes.append(prefix)
+        self.pinyin.append(pinyin)
         words = "甲乙丙丁戊己庚辛壬"
-        return [(f"{words[i]}{len(prefix)}", 0.5 / (i + 1)) for i in range(top_k)]
+        tag = f"{pinyin}" if pinyin else ""
+        return [(f"{words[i]}{tag}{len(prefix)}", 0.5 / (i + 1)) for i in range(top_k)]
 
 
 class BrokenEngine:
@@ -30,7 +33,7 @@ class BrokenEngine:
 
     name = "broken"
 
-    def predict(self, prefix: str, top_k: int = 5) -> list[tuple[str, float]]:
+    def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[tuple[str, float]]:
         raise RuntimeError("boom")
 
 
@@ -189,3 +192,27 @@ def test_screenshot_command_writes_a_png(tmp_path, tiny_model_dir, qapp):
     out = tmp_path / "shot.png"
     assert main(["gui", "--model", str(tiny_model_dir), "--text", "我今天", "--screenshot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pinyin_letters_after_chinese_filter_and_are_replaced_on_accept(qtbot):
+    """Letters typed after Chinese go to the engine as pinyin; accepting replaces them."""
+    engine = FakeEngine()
+    window = _window(qtbot, engine)
+    _type(qtbot, window, "我")
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000,
+                          check_params_cb=lambda s: s[0][0] == "甲bj1"):
+        commit(window.editor, "bj")
+    assert engine.prefixes[-1] == "我" and engine.pinyin[-1] == "bj"
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000):
+        qtbot.keyClick(window.editor, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
+    assert window.editor.toPlainText() == "我甲bj1"
+
+
+def test_split_pinyin_only_takes_letters_after_chinese():
+    """English words after a space are text, not pinyin."""
+    from gui.engine import split_pinyin
+
+    assert split_pinyin("我今天qu") == ("我今天", "qu")
+    assert split_pinyin("zhongguo") == ("", "zhongguo")
+    assert split_pinyin("hello world") == ("hello world", "")
+    assert split_pinyin("我今天") == ("我今天", "")
