@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from input_method.config import SPECIAL_TOKENS
 from input_method.predict import MAX_PREFIX_CHARS, Predictor
@@ -48,7 +50,8 @@ def test_sentence_start_after_end_mark(predictor):
 
 def test_odd_prefixes_do_not_raise(predictor):
     """Empty, spaces, punctuation, emoji, Latin and very long prefixes all get suggestions."""
-    for prefix in ["", "   ", "。！？", "😀", "hello world", "我" * (MAX_PREFIX_CHARS * 50)]:
+    for prefix in ["", "   ", "。！？", "😀", "hello world", "\ud800我\udfff", "\x00\x1b[0m\t", "我們說繁體",
+                   "ＡＢＣ１２３", "我" * (MAX_PREFIX_CHARS * 50)]:
         assert len(predictor.predict(prefix, 3)) == 3
 
 
@@ -123,3 +126,12 @@ def test_complete_rejects_single_words(predictor):
     """max_words below 2 is a ValueError: single words come from predict."""
     with pytest.raises(ValueError):
         predictor.complete("我", max_words=1)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300), top_k=st.integers(1, 9))
+def test_predict_never_raises_on_arbitrary_text(predictor, text, top_k):
+    """Any text (control characters, surrogates, emoji, mixed scripts) gets top_k suggestions."""
+    suggestions = predictor.predict(text, top_k)
+    assert len(suggestions) == top_k
+    assert all(0 < p <= 1 for _, p in suggestions)
