@@ -10,7 +10,7 @@ RUN ?= run-$(shell date +%Y%m%d-%H%M%S)
 TRAIN_MINUTES ?= 14
 PREFIXES ?= "我今天" "中国经济" "这本书" "质量很好，" "我们明天去"
 
-.PHONY: setup run process train evaluate test lint clean
+.PHONY: setup run default-model bench test lint clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,18 @@ run: setup
 	$(BIN)/ime train --run-name $(RUN) --time-limit $(TRAIN_MINUTES)
 	$(BIN)/ime evaluate --model models/$(RUN)
 	$(BIN)/ime predict --model models/$(RUN) $(PREFIXES)
+
+# The shipped model: the same recipe as `make run`, trained for 45 minutes, exported
+# with int8 weights into models/default and evaluated there (eval.json).
+DEFAULT_MINUTES ?= 45
+default-model: setup
+	$(BIN)/ime process
+	$(BIN)/ime train --run-name default-train --time-limit $(DEFAULT_MINUTES)
+	$(BIN)/ime export --model models/default-train --output models/default
+	$(BIN)/ime evaluate --model models/default
+
+bench: setup
+	$(BIN)/ime bench
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest

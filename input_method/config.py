@@ -57,9 +57,9 @@ class ModelConfig:
     vocab_size: int = 0  # filled in from the vocabulary before the model is built
     cell: str = "lstm"  # one of CELLS
     embedding_dim: int = 128
-    hidden_size: int = 256
+    hidden_size: int = 384
     num_layers: int = 1
-    dropout: float = 0.2
+    dropout: float = 0.25
     tie_weights: bool = False  # share embedding and output matrices (full softmax only)
     softmax: str = "adaptive"  # "full", or "adaptive": exact probabilities, far less work
     adaptive_cutoffs: tuple[int, ...] = (4000, 12000)  # frequency bands of the adaptive softmax
@@ -77,9 +77,9 @@ class TrainConfig:
     models_root: str = "models"
     logs_root: str = "logs"
     run_name: str = ""  # empty: a time-stamped name is chosen
-    epochs: int = 8
+    epochs: int = 40  # an upper bound: early stopping or --time-limit ends most runs
     batch_size: int = 256
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     lr_decay: float = 0.5  # multiply the learning rate by this when validation stalls

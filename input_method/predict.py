@@ -19,6 +19,7 @@ import torch
 from input_method.checkpoint import load_model
 from input_method.config import DEFAULT_MODEL_DIR
 from input_method.corpus import clean_text
+from input_method.learn import UserModel
 from input_method.model import NextWordModel, State
 from input_method.pinyin import PinyinIndex, normalize_typed
 from input_method.segment import Segmenter, current_sentence
@@ -37,21 +38,42 @@ class Predictor:
     """Next-word suggestions from a trained model."""
 
     def __init__(self, model: NextWordModel, vocab: Vocab, context_size: int,
-                 segmenter: Segmenter | None = None, name: str = "") -> None:
+                 segmenter: Segmenter | None = None, name: str = "",
+                 user_model: UserModel | None = None) -> None:
         self.model = model.eval()
         self.vocab = vocab
         self.context_size = context_size
         self.segmenter = segmenter or Segmenter()
         self.name = name
+        self.user_model = user_model if user_model is not None else UserModel(len(vocab), learning=False)
         self._never = torch.tensor(vocab.special_ids)
 
     @classmethod
-    def load(cls, model_dir: Path | str | None = None, user_dict: str | None = None) -> Predictor:
-        """Load a model directory (or checkpoint file); no argument means the default model."""
+    def load(cls, model_dir: Path | str | None = None, user_dict: str | None = None,
+             history: Path | str | None = None, learning: bool = True) -> Predictor:
+        """Load a model directory (or checkpoint file); no argument means the default model.
+
+        ``history``: a file where :meth:`learn` keeps the user's word counts
+        (``learn.default_history_path()`` is the usual place); without one,
+        learning stays in memory. ``learning=False`` is incognito: nothing is
+        learned or written.
+        """
         path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         model, vocab, payload = load_model(path, "cpu")
         name = path.name if path.is_dir() else path.parent.name
-        return cls(model, vocab, int(payload["context_size"]), Segmenter(user_dict), name)
+        user = UserModel(len(vocab), Path(history) if history is not None else None, learning)
+        return cls(model, vocab, int(payload["context_size"]), Segmenter(user_dict), name, user)
+
+    def learn(self, text: str) -> None:
+        """Learn the user's word pairs from ``text`` (nothing when learning is off)."""
+        if not self.user_model.learning:
+            return
+        sentences = self.segmenter.sentences(clean_text(text))
+        self.user_model.learn([[self.vocab.start_id, *self.vocab.encode(s)] for s in sentences])
+
+    def forget(self) -> None:
+        """Clear everything learned from the user, on disk too."""
+        self.user_model.forget()
 
     def tokenize(self, prefix: str) -> list[str]:
         """The words of the sentence being typed, start token first when it is in view."""
@@ -68,10 +90,11 @@ class Predictor:
         return ids or [self.vocab.start_id]
 
     def next_word_log_probs(self, context_ids: list[int]) -> torch.Tensor:
-        """log P(word | context) over the vocabulary: (V,)."""
+        """log P(word | context) over the vocabulary, user model blended in: (V,)."""
         with torch.inference_mode():
             logits, _ = self.model(torch.tensor([context_ids]), last_only=True)  # (1, V)
-            return torch.log_softmax(logits[0].float(), dim=-1)
+            return self.user_model.blend(torch.log_softmax(logits[0].float(), dim=-1),
+                                         context_ids[-1])
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The ``top_k`` most likely next words after ``prefix``, best first, with probabilities.
@@ -209,6 +232,7 @@ class TypingSession:
                 self._states.append(state)
                 self._features.append(features[0, -1])
             log_probs = torch.log_softmax(model.logits(self._features[-1][None])[0].float(), -1)
+            log_probs = self.predictor.user_model.blend(log_probs, ids[-1])
         return self.predictor.top_words(log_probs, top_k, pinyin)
 
 

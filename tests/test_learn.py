@@ -1,0 +1,67 @@
+"""Tests for learning from the user."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from input_method.learn import UserModel
+from input_method.predict import Predictor
+
+
+@pytest.fixture
+def history(tmp_path):
+    """Where the user's counts go in these tests."""
+    return tmp_path / "user" / "history.json"
+
+
+def test_learning_raises_the_users_words_and_persists(tiny_model_dir, history):
+    """After learning a phrase, its next word ranks first; a new predictor reads the file."""
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    before = predictor.predict("我喜欢", 5)
+    for _ in range(3):
+        predictor.learn("我喜欢物流。")
+    after = predictor.predict("我喜欢", 5)
+    assert after[0][0] == "物流" and after != before
+    assert history.is_file()
+    reloaded = Predictor.load(tiny_model_dir, history=history)
+    assert reloaded.predict("我喜欢", 5) == after
+    assert reloaded.session().predict("我喜欢", 5)[0][0] == "物流"
+
+
+def test_forget_restores_the_original_suggestions_exactly(tiny_model_dir, history):
+    """forget() clears memory and disk; suggestions are bit-for-bit the untrained ones."""
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    original = predictor.predict("我今天", 5)
+    predictor.learn("我今天物流物流。")
+    assert predictor.predict("我今天", 5) != original
+    predictor.forget()
+    assert predictor.predict("我今天", 5) == original
+    assert not history.exists()
+
+
+def test_incognito_learns_and_writes_nothing(tiny_model_dir, history):
+    """With learning off nothing changes and no file appears."""
+    predictor = Predictor.load(tiny_model_dir, history=history, learning=False)
+    original = predictor.predict("我喜欢", 5)
+    predictor.learn("我喜欢物流。我喜欢物流。")
+    assert predictor.predict("我喜欢", 5) == original
+    assert not history.exists() and not history.parent.exists()
+
+
+def test_corrupted_history_is_set_aside(tiny_model_dir, history):
+    """A broken history file is moved aside with a warning; start-up goes on."""
+    history.parent.mkdir(parents=True)
+    history.write_text("{not json", encoding="utf-8")
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    assert len(predictor.predict("我", 3)) == 3
+    assert history.with_name("history.json.corrupt").is_file()
+
+
+def test_history_size_is_bounded(tmp_path):
+    """Beyond max_entries bigrams the rarest are dropped."""
+    model = UserModel(100, tmp_path / "h.json", max_entries=5)
+    model.learn([[2, *range(3, 40)]])
+    assert len(model.bigrams) == 5
+    assert len(json.loads((tmp_path / "h.json").read_text())["bigrams"]) == 5
