@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 def load_engine(model_dir: str | None) -> SuggestionEngine:
     """The real engine; imported here so the window itself never imports it."""
     from input_method import Predictor
+    from input_method.learn import default_history_path
 
-    return Predictor.load(model_dir)
+    return Predictor.load(model_dir, history=default_history_path())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,15 @@ class SuggestionEngine(Protocol):
     """Anything that suggests next words; ``input_method.Predictor`` is one."""
 
     name: str
+    learning: bool  # False: incognito, learn() does nothing
+
+    def learn(self, text: str) -> None:
+        """Learn from text the user finished typing."""
+        ...
+
+    def forget(self) -> None:
+        """Clear everything learned."""
+        ...
 
     def predict(self, prefix: str, top_k: int = 5,
                 pinyin: str | None = None) -> list[tuple[str, float]]:
@@ -21,6 +30,14 @@ class SuggestionEngine(Protocol):
         With ``pinyin``, only words those letters spell.
         """
         ...
+
+
+def finished_sentence(text: str) -> str | None:
+    """The sentence ``text`` just finished with 。！？!?, or None if it did not just end one."""
+    if not text or text[-1] not in "。！？!?":
+        return None
+    start = max(text.rfind(mark, 0, len(text) - 1) for mark in "。！？!?\n") + 1
+    return text[start:].strip() or None
 
 
 def split_pinyin(text: str) -> tuple[str, str]:

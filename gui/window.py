@@ -1,6 +1,7 @@
 """The main window: a text editor, a bar of numbered suggestions, a status bar.
 
-Latin letters typed right after Chinese are pinyin: they filter the bar, and
+A sentence finished with 。！？ is handed to the engine to learn from (unless
+learning is off: incognito). Latin letters typed right after Chinese are pinyin: they filter the bar, and
 accepting a word replaces them. Keys never steal typing: digits and space type as usual; Alt+1…Alt+9 accept
 suggestion n, Tab the first, Esc hides the bar until the next word; a click
 accepts too. Predictions run on a worker thread; while one runs, only the
@@ -26,7 +27,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from gui.engine import SuggestionEngine, split_pinyin
+from gui.engine import SuggestionEngine, finished_sentence, split_pinyin
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,17 @@ class PredictionWorker(QObject):
         super().__init__()
         self.engine = engine
 
+    @pyqtSlot(str)
+    def learn(self, text: str) -> None:
+        """Learn a finished sentence (off the GUI thread: it writes the history file)."""
+        engine = self.engine
+        if engine is None or not getattr(engine, "learning", False):
+            return
+        try:
+            engine.learn(text)
+        except Exception:  # noqa: BLE001 - learning must never break typing
+            log.exception("learning failed")
+
     @pyqtSlot(int, str, str, int)
     def run(self, request_id: int, prefix: str, pinyin: str, top_k: int) -> None:
         """Predict and report; an engine error is reported, never raised into Qt."""
@@ -131,6 +143,7 @@ class MainWindow(QMainWindow):
     """The suggestion box."""
 
     predictionRequested = pyqtSignal(int, str, str, int)  # noqa: N815 - to the worker thread
+    learnRequested = pyqtSignal(str)  # noqa: N815 - to the worker thread
     suggestionsShown = pyqtSignal(list)  # noqa: N815 - after the bar shows a fresh result
 
     def __init__(self, engine: SuggestionEngine | None, error: str | None = None,
@@ -172,6 +185,7 @@ class MainWindow(QMainWindow):
         self._worker = PredictionWorker(engine)
         self._worker.moveToThread(self._thread)
         self.predictionRequested.connect(self._worker.run)
+        self.learnRequested.connect(self._worker.learn)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._thread.start()
@@ -215,6 +229,15 @@ class MainWindow(QMainWindow):
         probs.toggled.connect(self._set_show_probabilities)
         menu.addAction(probs)
 
+        learning_menu = menu_bar.addMenu("&Learning")
+        assert learning_menu is not None
+        self.learn_action = QAction("&Learn from my typing (off: incognito)", self, checkable=True)
+        self.learn_action.toggled.connect(self._set_learning)
+        learning_menu.addAction(self.learn_action)
+        forget_action = QAction("&Clear learned history", self)
+        forget_action.triggered.connect(self.forget)
+        learning_menu.addAction(forget_action)
+
     def _choose_model(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a model directory", "models")
         if path:
@@ -246,6 +269,7 @@ class MainWindow(QMainWindow):
             self.model_label.setText("no model")
             return
         self.message.hide()
+        self.learn_action.setChecked(bool(getattr(engine, "learning", False)))
         self.model_label.setText(f"model: {engine.name}")
         self.request_suggestions()
 
@@ -264,8 +288,21 @@ class MainWindow(QMainWindow):
         return self.editor.toPlainText()[: self.editor.textCursor().position()]
 
     # --- predictions ----------------------------------------------------------
+    def _set_learning(self, on: bool) -> None:
+        if self._engine is not None:
+            self._engine.learning = on
+
+    def forget(self) -> None:
+        """Clear what the engine learned from the user."""
+        if self._engine is not None:
+            self._engine.forget()
+            self.request_suggestions()
+
     def _on_text_changed(self) -> None:
         self._dismissed = False  # Esc hides the bar only until the next word
+        sentence = finished_sentence(self.text_before_cursor())
+        if sentence is not None and self._engine is not None:
+            self.learnRequested.emit(sentence)
 
     def request_suggestions(self) -> None:
         """Ask the worker for suggestions for the text before the cursor (newest wins)."""

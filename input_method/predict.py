@@ -75,6 +75,15 @@ class Predictor:
         """Clear everything learned from the user, on disk too."""
         self.user_model.forget()
 
+    @property
+    def learning(self) -> bool:
+        """Whether :meth:`learn` learns (False: incognito)."""
+        return self.user_model.learning
+
+    @learning.setter
+    def learning(self, on: bool) -> None:
+        self.user_model.learning = on
+
     def tokenize(self, prefix: str) -> list[str]:
         """The words of the sentence being typed, start token first when it is in view."""
         truncated = len(prefix) > MAX_PREFIX_CHARS

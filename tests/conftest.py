@@ -6,8 +6,11 @@ Qt must run headless: the platform is set before anything imports Qt.
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Anything that learns from typing writes its history here, never in the real home.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="ime-tests-")
 
 import json  # noqa: E402
 from dataclasses import replace  # noqa: E402

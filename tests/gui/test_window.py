@@ -19,6 +19,15 @@ class FakeEngine:
     def __init__(self) -> None:
         self.prefixes: list[str] = []
         self.pinyin: list[str | None] = []
+        self.learned: list[str] = []
+        self.learning = True
+        self.forgotten = 0
+
+    def learn(self, text: str) -> None:
+        self.learned.append(text)
+
+    def forget(self) -> None:
+        self.forgotten += 1
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[tuple[str, float]]:
         self.prefixes.append(prefix)
@@ -216,3 +225,18 @@ def test_split_pinyin_only_takes_letters_after_chinese():
     assert split_pinyin("zhongguo") == ("", "zhongguo")
     assert split_pinyin("hello world") == ("hello world", "")
     assert split_pinyin("我今天") == ("我今天", "")
+
+
+def test_finished_sentences_are_learned_unless_incognito(qtbot):
+    """Typing 。 hands the finished sentence to learn(); with learning off nothing is sent."""
+    engine = FakeEngine()
+    window = _window(qtbot, engine)
+    commit(window.editor, "我今天去北京。")
+    qtbot.waitUntil(lambda: engine.learned == ["我今天去北京。"])
+    window.learn_action.setChecked(False)
+    assert engine.learning is False
+    commit(window.editor, "他也去。")
+    qtbot.wait(50)
+    assert engine.learned == ["我今天去北京。"]
+    window.forget()
+    assert engine.forgotten == 1
