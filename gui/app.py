@@ -27,7 +27,7 @@ def load_engine(model_dir: str | None) -> SuggestionEngine:
     from input_method import Predictor
     from input_method.learn import default_history_path
 
-    return Predictor.load(model_dir, history=default_history_path())
+    return Predictor.load(model_dir, history=default_history_path(), threads=1)
 
 
 def build_parser() -> argparse.ArgumentParser:

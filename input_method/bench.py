@@ -52,7 +52,7 @@ def _sentences(data_dir: Path, count: int, seed: int) -> list[str]:
 def latency(model_dir: Path, data_dir: Path, sentences: int = 300, seed: int = 0) -> dict[str, Any]:
     """Model load time and per-call latency of the session and of stateless predict."""
     started = time.perf_counter()
-    predictor = Predictor.load(model_dir)
+    predictor = Predictor.load(model_dir, threads=1)
     load_s = time.perf_counter() - started
     texts = _sentences(data_dir, sentences, seed)
     predictor.predict("热身", 5)  # first-call allocations are not a key press
@@ -138,7 +138,9 @@ def bench(model_dir: Path | str = DEFAULT_MODEL_DIR, data_dir: Path | str = "dat
           train_targets: int = 150_000, skip_training: bool = False) -> dict[str, Any]:
     """Every figure, in one dict."""
     result: dict[str, Any] = {}
+    threads = torch.get_num_threads()
     result.update(latency(Path(model_dir), Path(data_dir)))
+    torch.set_num_threads(threads)  # training below uses every core again
     result.update(preprocessing())
     if not skip_training:
         result.update(training(Path(data_dir), train_targets))

@@ -93,7 +93,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from input_method.predict import Predictor
 
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, threads=1)
     top_k = args.top_k or 5
     if args.prefix:
         for prefix in args.prefix:

@@ -50,14 +50,18 @@ class Predictor:
 
     @classmethod
     def load(cls, model_dir: Path | str | None = None, user_dict: str | None = None,
-             history: Path | str | None = None, learning: bool = True) -> Predictor:
+             history: Path | str | None = None, learning: bool = True,
+             threads: int | None = None) -> Predictor:
         """Load a model directory (or checkpoint file); no argument means the default model.
 
         ``history``: a file where :meth:`learn` keeps the user's word counts
         (``learn.default_history_path()`` is the usual place); without one,
         learning stays in memory. ``learning=False`` is incognito: nothing is
-        learned or written.
+        learned or written. ``threads``: torch threads for this process; one is
+        fastest for one prediction at a time (no waiting on a busy second core).
         """
+        if threads is not None:
+            torch.set_num_threads(threads)
         path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         model, vocab, payload = load_model(path, "cpu")
         name = path.name if path.is_dir() else path.parent.name
