@@ -77,3 +77,31 @@ def test_dry_run_finishes_quickly(tmp_path, processed_dir):
     summary = train(replace(tiny_train_config(tmp_path, processed_dir), dry_run=True), TINY_MODEL)
     assert 0 < summary["steps"] <= 20
     assert (tmp_path / "models" / "tiny" / "best.pt").is_file()
+
+
+def test_a_killed_run_leaves_a_loadable_last_checkpoint_and_resumes(tmp_path, processed_dir):
+    """SIGKILL in the middle of training: last.pt still loads, and --resume finishes the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "input_method", "train", "--data-dir", str(processed_dir),
+            "--models-root", str(tmp_path / "models"), "--logs-root", str(tmp_path / "logs"),
+            "--run-name", "killed", "--epochs", "200", "--batch-size", "4", "--checkpoint-every", "1",
+            "--embedding-dim", "16", "--hidden-size", "16", "--device", "cpu", "--patience", "500"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "models" / "killed" / "last.pt"
+    deadline = time.time() + 60
+    while not last.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it write a few more checkpoints, then kill it mid-write if it can
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    step = read_checkpoint(last)["training"]["progress"]["step"]
+    assert step >= 1
+    config = replace(tiny_train_config(tmp_path, processed_dir), run_name="killed", resume=True,
+                     epochs=200, batch_size=4, patience=500, max_steps=step + 3)
+    resumed = train(config, replace(TINY_MODEL, embedding_dim=16, hidden_size=16))
+    assert resumed["steps"] == step + 3
