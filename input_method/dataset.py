@@ -69,8 +69,12 @@ class WindowDataset(Dataset):
         return self.inputs[index], self.targets[index]
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0,
-                start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                start_batch: int = 0, rank: int = 0, world_size: int = 1,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(inputs, targets)`` batches, optionally in a seeded order.
+
+        With ``world_size`` ranks, this rank gets batches ``rank, rank + world_size, ...``
+        of the same order, and every rank the same number (a remainder is dropped).
 
         The order depends only on ``seed`` (the training loop passes seed+epoch),
         so a resumed run can skip the first ``start_batch`` batches and see the
@@ -79,10 +83,9 @@ class WindowDataset(Dataset):
             order = randperm(N, seed)      e.g. [7 2 9 | 0 4 1 | 8 3 6 | 5]
             batch b = order[b*B:(b+1)*B]          batch 0  batch 1  ...
         """
-        n = len(self)
-        order = _seeded_order(n, shuffle, seed)
-        for begin in range(start_batch * batch_size, n, batch_size):
-            index = order[begin:begin + batch_size]
+        order = _seeded_order(len(self), shuffle, seed)
+        for b in _own_batches(self.num_batches(batch_size), start_batch, rank, world_size):
+            index = order[b * batch_size:(b + 1) * batch_size]
             yield self.inputs[index], self.targets[index]
 
     def num_batches(self, batch_size: int) -> int:
@@ -94,6 +97,15 @@ def _seeded_order(n: int, shuffle: bool, seed: int) -> torch.Tensor:
     if not shuffle:
         return torch.arange(n)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def _own_batches(count: int, start: int, rank: int, world_size: int) -> range:
+    """This rank's batch positions from ``start`` on; every rank gets equally many.
+
+        world_size 2, 7 batches:  rank 0 -> 0 2 4   rank 1 -> 1 3 5   (6 dropped)
+    """
+    usable = count - count % world_size
+    return range(start + rank, usable, world_size)
 
 
 def rebuild_sentences(windows: WindowDataset, start_id: int) -> list[list[int]]:
@@ -170,7 +182,8 @@ class SentencePieces(Dataset):
         return (len(self) + batch_size - 1) // batch_size
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0,
-                start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                start_batch: int = 0, rank: int = 0, world_size: int = 1,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of pieces of similar length, trimmed to their longest piece.
 
         Pieces are shuffled, sorted by length within groups of 64 batches (so
@@ -184,8 +197,8 @@ class SentencePieces(Dataset):
             chunk = order[begin:begin + group]
             chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
             batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-        batch_order = _seeded_order(len(batches), shuffle, seed + 1)
-        for b in batch_order[start_batch:].tolist():
-            index = batches[b]
+        batch_order = _seeded_order(len(batches), shuffle, seed + 1).tolist()
+        for position in _own_batches(len(batches), start_batch, rank, world_size):
+            index = batches[batch_order[position]]
             width = int(self.lengths[index].max())
             yield self.inputs[index, :width], self.targets[index, :width]

@@ -19,7 +19,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from input_method import distributed
 from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
 from input_method.config import OBJECTIVES, ModelConfig, TrainConfig
 from input_method.dataset import SentencePieces, WindowDataset
@@ -53,6 +54,7 @@ class Progress:
     bad_epochs: int = 0
     train_seconds: float = 0.0
     train_targets: int = 0  # words scored in all (for throughput)
+    valid_losses: list[float] = field(default_factory=list)  # after each validation
 
 
 def default_run_name() -> str:
@@ -89,7 +91,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         config = replace(config, epochs=1, max_steps=min(config.max_steps or 20, 20),
                          max_train_windows=2000, max_valid_windows=500, checkpoint_every=10)
     set_threads(config.num_threads)
-    device = resolve_device(config.device)
+    group, device = distributed.setup(resolve_device(config.device))
     data_dir = Path(config.data_dir)
     if not (data_dir / "vocab.json").is_file():
         raise CorpusError(f"no processed data in {data_dir}; run `ime process` first")
@@ -146,10 +148,19 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     log.info("training %s on %s: %d windows (%d %s examples), %d validation, %d parameters",
              run_name, device, len(train_windows), len(train_data), config.objective,
              len(valid_data), model.num_parameters())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    vocab.save(run_dir / "vocab.json")
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        vocab.save(run_dir / "vocab.json")
+    # Loss inside a module, so that DDP sees the forward pass it synchronises.
+    loss_module = distributed.wrap(BatchLoss(model, config.objective, vocab.pad_id), group, device)
+    # With several ranks, every rank must take the same number of steps per epoch.
+    usable_batches = train_data.num_batches(config.batch_size)
+    usable_batches -= usable_batches % group.world_size
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def checkpoint(path: Path, metrics: dict[str, Any] | None = None) -> None:
+        if not group.is_main:
+            return
         if path.name == BEST:  # serving needs only the weights; no optimizer state
             save_checkpoint(path, model=model, vocab=vocab, context_size=context_size,
                             train_config=asdict(config), metrics=metrics)
@@ -164,7 +175,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         save_checkpoint(path, model=model, vocab=vocab, context_size=context_size,
                         train_config=asdict(config), metrics=metrics, training=training)
 
-    writer = SummaryWriter(log_dir=str(log_dir))
+    writer: Any = SummaryWriter(log_dir=str(log_dir)) if group.is_main else _NoWriter()
     last_valid: dict[str, float] = {}
     stopped_early = False
     model.train()
@@ -173,14 +184,17 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
             epoch_start = time.perf_counter()
             batches = train_data.batches(config.batch_size, shuffle=True,
                                          seed=config.seed + progress.epoch,
-                                         start_batch=progress.batch)
-            bar = tqdm(batches, total=train_data.num_batches(config.batch_size),
-                       initial=progress.batch, desc=f"epoch {progress.epoch + 1}/{config.epochs}",
-                       unit="batch", dynamic_ncols=True, mininterval=1.0)
+                                         start_batch=progress.batch, rank=group.rank,
+                                         world_size=group.world_size)
+            bar = tqdm(batches, total=usable_batches // group.world_size,
+                       initial=progress.batch // group.world_size,
+                       desc=f"epoch {progress.epoch + 1}/{config.epochs}", unit="batch",
+                       dynamic_ncols=True, mininterval=1.0, disable=not group.is_main)
             for inputs, targets in bar:
                 inputs, targets = inputs.to(device), targets.to(device)
-                loss, scored = batch_loss(model, inputs, targets, config.objective, vocab.pad_id)
-                if not torch.isfinite(loss):
+                with autocast:
+                    loss, scored = loss_module(inputs, targets)
+                if distributed.any_rank(not torch.isfinite(loss), group, device):
                     raise TrainingError(
                         f"loss became {loss.item()} at step {progress.step}; last good "
                         f"checkpoint kept in {run_dir}; try a lower --learning-rate")
@@ -189,7 +203,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                 grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
                 optimizer.step()
                 progress.step += 1
-                progress.batch += 1
+                progress.batch += group.world_size  # one round: a batch on every rank
                 progress.train_targets += scored
                 if progress.step % LOG_EVERY == 0:
                     writer.add_scalar("train/loss", loss.item(), progress.step)
@@ -203,12 +217,14 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                     progress.train_seconds += time.perf_counter() - epoch_start
                     epoch_start = time.perf_counter()
                     checkpoint(run_dir / LAST)
-                if _step_limit(config, progress, time.perf_counter() - epoch_start):
+                if distributed.any_rank(_step_limit(config, progress,
+                                                    time.perf_counter() - epoch_start),
+                                        group, device):
                     log.info("step or time limit reached at step %d", progress.step)
                     break
             bar.close()
             progress.train_seconds += time.perf_counter() - epoch_start
-            epoch_done = progress.batch >= train_data.num_batches(config.batch_size)
+            epoch_done = progress.batch >= usable_batches
 
             last_valid = validate(model, valid_data, vocab, device)
             for name in ("loss", "perplexity", "hit@1", "hit@5", "hit@10", "mrr"):
@@ -218,6 +234,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                      progress.epoch + 1, last_valid["loss"], last_valid["perplexity"],
                      last_valid["hit@1"], last_valid["hit@5"])
             scheduler.step(last_valid["loss"])
+            progress.valid_losses.append(last_valid["loss"])
             if epoch_done:
                 progress.epoch += 1
                 progress.batch = 0
@@ -235,6 +252,8 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                 break
     finally:
         writer.flush()
+    progress.train_targets = distributed.total(progress.train_targets, group, device)
+    distributed.teardown(group)
     summary = _metrics(last_valid, progress)
     summary.update(run_name=run_name, run_dir=str(run_dir), log_dir=str(log_dir),
                    stopped_early=stopped_early, parameters=model.num_parameters(),
@@ -242,6 +261,27 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     _log_hparams(writer, config, model_config, context_size, summary)
     writer.close()
     return summary
+
+
+class _NoWriter:
+    """TensorBoard writer of the ranks that do not log."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class BatchLoss(nn.Module):
+    """``batch_loss`` as a module: what DistributedDataParallel wraps."""
+
+    def __init__(self, model: NextWordModel, objective: str, pad_id: int) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.pad_id = pad_id
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Mean loss and scored targets of one batch."""
+        return batch_loss(self.model, inputs, targets, self.objective, self.pad_id)
 
 
 def batch_loss(model: NextWordModel, inputs: torch.Tensor, targets: torch.Tensor,
