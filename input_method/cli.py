@@ -40,7 +40,7 @@ def _process(args: argparse.Namespace) -> int:
                       train_fraction=args.train_fraction, valid_fraction=args.valid_fraction,
                       seed=args.seed, context_size=args.context_size, min_freq=args.min_freq,
                       max_vocab_size=args.max_vocab_size, workers=args.workers,
-                      dedup=False if args.no_dedup else None)
+                      dedup=False if args.no_dedup else None, stream=args.stream or None)
     stats = process(config)
     splits = stats["splits"]
     print(f"{stats['texts_read']} texts read, {stats['duplicates_dropped']} duplicates dropped, "
@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-vocab-size", type=int, help="largest vocabulary, specials included")
     p.add_argument("--workers", type=int, help="segmentation processes (0: one per core)")
     p.add_argument("--no-dedup", action="store_true", help="keep duplicate texts")
+    p.add_argument("--stream", action="store_true", help="split by a hash of each text, "
+                   "holding no text in memory (for corpora larger than memory)")
     p.set_defaults(handler=_process)
 
     t = sub.add_parser("train", help="train a model", description="Train a next-word model on "

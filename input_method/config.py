@@ -48,6 +48,7 @@ class ProcessConfig:
     max_vocab_size: int = 30000  # including the special tokens
     workers: int = 0  # segmentation processes; 0 means one per CPU core
     dedup: bool = True  # drop exact-duplicate texts before the split
+    stream: bool = False  # split by a hash of each text, holding no texts in memory
 
 
 @dataclass(frozen=True)
