@@ -40,7 +40,8 @@ def _process(args: argparse.Namespace) -> int:
                       train_fraction=args.train_fraction, valid_fraction=args.valid_fraction,
                       seed=args.seed, context_size=args.context_size, min_freq=args.min_freq,
                       max_vocab_size=args.max_vocab_size, workers=args.workers,
-                      dedup=False if args.no_dedup else None, stream=args.stream or None)
+                      dedup=False if args.no_dedup else None, stream=args.stream or None,
+                      shard_size=args.shard_size)
     stats = process(config)
     splits = stats["splits"]
     print(f"{stats['texts_read']} texts read, {stats['duplicates_dropped']} duplicates dropped, "
@@ -63,6 +64,8 @@ def _train(args: argparse.Namespace) -> int:
                       num_threads=args.threads, checkpoint_every=args.checkpoint_every,
                       max_steps=args.max_steps, time_limit_minutes=args.time_limit,
                       max_train_windows=args.max_train_windows,
+                      stream_data=args.stream_data or None, loader_workers=args.loader_workers,
+                      shuffle_buffer=args.shuffle_buffer,
                       resume=args.resume or None, dry_run=args.dry_run or None)
     model_config = override(ModelConfig(), cell=args.cell, embedding_dim=args.embedding_dim,
                             hidden_size=args.hidden_size, num_layers=args.layers,
@@ -165,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dedup", action="store_true", help="keep duplicate texts")
     p.add_argument("--stream", action="store_true", help="split by a hash of each text, "
                    "holding no text in memory (for corpora larger than memory)")
+    p.add_argument("--shard-size", type=int, help="windows per output shard (500000)")
     p.set_defaults(handler=_process)
 
     t = sub.add_parser("train", help="train a model", description="Train a next-word model on "
@@ -198,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=int, help="stop after this many steps")
     t.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after this long")
     t.add_argument("--max-train-windows", type=int, help="use only the first N windows")
+    t.add_argument("--stream-data", action="store_true", help="stream the training shards "
+                   "through DataLoader workers instead of holding them in memory")
+    t.add_argument("--loader-workers", type=int, help="DataLoader processes for --stream-data (1)")
+    t.add_argument("--shuffle-buffer", type=int, help="examples held to shuffle the stream "
+                   "(100000)")
     t.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     t.add_argument("--dry-run", action="store_true", help="a few steps on a little data")
     t.set_defaults(handler=_train)

@@ -49,6 +49,7 @@ class ProcessConfig:
     workers: int = 0  # segmentation processes; 0 means one per CPU core
     dedup: bool = True  # drop exact-duplicate texts before the split
     stream: bool = False  # split by a hash of each text, holding no texts in memory
+    shard_size: int = 500_000  # windows per output shard (train-00000.jsonl, ...)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ class TrainConfig:
     max_train_targets: int = 0  # stop after this many scored words (0: no limit); benchmarks
     context_limit: int = 0  # use only the last N words of each window (0: all the data has)
     max_valid_windows: int = 50000  # validation is a sample; the test split is never seen
+    # Stream the training shards (dataset.WindowStream) instead of holding them in
+    # memory: for corpora larger than memory. Order then comes from a shuffle buffer.
+    stream_data: bool = False
+    loader_workers: int = 1  # DataLoader processes reading the stream (0: in this process)
+    shuffle_buffer: int = 100_000  # examples held for shuffling a stream
     resume: bool = False
     dry_run: bool = False  # a few steps on a few windows, to check the wiring (CI)
 

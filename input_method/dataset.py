@@ -1,26 +1,31 @@
 """Window files as torch tensors, and batches over them.
 
-Two views of the same ``{split}.jsonl`` file:
+Views of the same split (its shards ``{split}-00000.jsonl``, ...):
 
 - ``WindowDataset``: one example per window, the target its last word (the
   seed's recipe; evaluation always scores this view);
 - ``SentencePieces``: the sentences rebuilt from consecutive windows and cut
-  into pieces, every word a target once, for loss at every position.
+  into pieces, every word a target once, for loss at every position;
+- ``WindowStream``: either of the two read from the shards as a stream, for
+  training data larger than memory, shared among DataLoader workers and
+  distributed ranks sentence by sentence.
 
-A split is held as tensors (a few bytes per window), so a batch is one
-fancy-index instead of ``batch_size`` Python ``__getitem__`` calls.
+The first two hold a split as tensors (a few bytes per window), so a batch is
+one fancy-index instead of ``batch_size`` Python ``__getitem__`` calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import random
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from input_method.errors import CorpusError
-from input_method.windows import WindowReadStats, read_windows
+from input_method.windows import WindowReadStats, left_pad, read_windows, split_files
 
 
 class WindowDataset(Dataset):
@@ -33,17 +38,18 @@ class WindowDataset(Dataset):
         self.skipped = skipped  # broken lines left out when reading
 
     @classmethod
-    def from_jsonl(cls, path: Path | str, context_size: int, vocab_size: int | None = None,
-                   limit: int = 0) -> WindowDataset:
-        """Read a window file; broken lines and out-of-range ids are skipped and counted."""
-        path = Path(path)
-        if not path.is_file():
-            raise CorpusError(f"window file not found: {path}; run `ime process` first")
+    def from_jsonl(cls, paths: Path | str | Sequence[Path | str], context_size: int,
+                   vocab_size: int | None = None, limit: int = 0) -> WindowDataset:
+        """Read window files in order; broken lines and out-of-range ids are skipped and counted."""
+        paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+        missing = [p for p in paths if not p.is_file()] or ([] if paths else ["(no files)"])
+        if missing:
+            raise CorpusError(f"window file not found: {missing[0]}; run `ime process` first")
         stats = WindowReadStats()
         inputs: list[list[int]] = []
         targets: list[int] = []
         out_of_range = 0
-        for window, target in read_windows(path, context_size, stats):
+        for window, target in _read_all(paths, context_size, stats):
             if vocab_size is not None and not all(0 <= i < vocab_size for i in (*window, target)):
                 out_of_range += 1
                 continue
@@ -52,9 +58,18 @@ class WindowDataset(Dataset):
             if limit and len(targets) >= limit:
                 break
         if not targets:
-            raise CorpusError(f"{path} has no usable windows")
+            raise CorpusError(f"{', '.join(map(str, paths))} has no usable windows")
         return cls(torch.tensor(inputs, dtype=torch.long).view(-1, context_size),
                    torch.tensor(targets, dtype=torch.long), stats.skipped + out_of_range)
+
+    @classmethod
+    def from_split(cls, data_dir: Path | str, split: str, context_size: int,
+                   vocab_size: int | None = None, limit: int = 0) -> WindowDataset:
+        """Read all shards of one split of a processed-data directory."""
+        files = split_files(data_dir, split)
+        if not files:
+            raise CorpusError(f"no {split} windows in {data_dir}; run `ime process` first")
+        return cls.from_jsonl(files, context_size, vocab_size, limit)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -108,19 +123,53 @@ def _own_batches(count: int, start: int, rank: int, world_size: int) -> range:
     return range(start + rank, usable, world_size)
 
 
-def rebuild_sentences(windows: WindowDataset, start_id: int) -> list[list[int]]:
-    """Sentences ``[<s>, w1, w2, ...]`` from the windows that ``process`` wrote in order.
+def _read_all(paths: Iterable[Path], context_size: int | None,
+              stats: WindowReadStats) -> Iterator[tuple[list[int], int]]:
+    for path in paths:
+        yield from read_windows(path, context_size, stats)
+
+
+def sentences_of(windows: Iterable[tuple[Sequence[int], int]],
+                 start_id: int) -> Iterator[list[int]]:
+    """Sentences ``[<s>, w1, w2, ...]`` from windows in the order ``process`` wrote them.
 
     A window whose input ends in ``<s>`` starts a sentence; the targets of it
     and of the windows after it are the sentence's words.
     """
-    sentences: list[list[int]] = []
-    starts = (windows.inputs[:, -1] == start_id).tolist()
-    for is_start, target in zip(starts, windows.targets.tolist(), strict=True):
-        if is_start or not sentences:
-            sentences.append([start_id])
-        sentences[-1].append(target)
-    return sentences
+    sentence: list[int] = []
+    for inputs, target in windows:
+        if inputs[-1] == start_id and sentence:
+            yield sentence
+            sentence = []
+        if not sentence:
+            sentence = [start_id]
+        sentence.append(target)
+    if sentence:
+        yield sentence
+
+
+def rebuild_sentences(windows: WindowDataset, start_id: int) -> list[list[int]]:
+    """The sentences behind the windows of a ``WindowDataset`` (see :func:`sentences_of`)."""
+    return list(sentences_of(zip(windows.inputs[:, -1:].tolist(), windows.targets.tolist(),
+                                 strict=True), start_id))
+
+
+def cut_pieces(ids: Sequence[int], context_size: int,
+               pad_id: int) -> Iterator[tuple[list[int], list[int]]]:
+    """One sentence as ``(inputs, targets)`` pieces; see :class:`SentencePieces`."""
+    stride = max(1, context_size // 2)
+    begin = 0
+    while True:
+        piece = list(ids[begin:begin + context_size + 1])
+        scored = piece[1:]
+        if begin > 0:  # the first (context_size - stride) targets were scored before
+            keep = context_size - stride
+            scored = [pad_id] * keep + scored[keep:]
+        padding = [pad_id] * (context_size + 1 - len(piece))
+        yield piece[:-1] + padding, scored + padding
+        if begin + context_size >= len(ids) - 1:
+            return
+        begin += stride
 
 
 class SentencePieces(Dataset):
@@ -140,23 +189,12 @@ class SentencePieces(Dataset):
     """
 
     def __init__(self, sentences: list[list[int]], context_size: int, pad_id: int) -> None:
-        stride = max(1, context_size // 2)
         inputs: list[list[int]] = []
         targets: list[list[int]] = []
         for ids in sentences:
-            begin = 0
-            while True:
-                piece = ids[begin:begin + context_size + 1]
-                scored = piece[1:]
-                if begin > 0:  # the first (context_size - stride) targets were scored before
-                    keep = context_size - stride
-                    scored = [pad_id] * keep + scored[keep:]
-                padding = [pad_id] * (context_size + 1 - len(piece))
-                inputs.append(piece[:-1] + padding)
-                targets.append(scored + padding)
-                if begin + context_size >= len(ids) - 1:
-                    break
-                begin += stride
+            for piece_inputs, piece_targets in cut_pieces(ids, context_size, pad_id):
+                inputs.append(piece_inputs)
+                targets.append(piece_targets)
         self.inputs = torch.tensor(inputs, dtype=torch.long).view(-1, context_size)
         self.targets = torch.tensor(targets, dtype=torch.long).view(-1, context_size)
         self.lengths = (self.inputs != pad_id).sum(1)
@@ -202,3 +240,120 @@ class SentencePieces(Dataset):
             index = batches[batch_order[position]]
             width = int(self.lengths[index].max())
             yield self.inputs[index, :width], self.targets[index, :width]
+
+
+class WindowStream(IterableDataset):
+    """Training batches streamed from a split's shards, for data larger than memory.
+
+    Every reader (DataLoader worker ``w`` of ``W`` on distributed rank ``r`` of
+    ``R``) reads the shards in the same seeded order, rebuilds the same
+    sequence of sentences, and keeps sentence ``k`` when
+    ``k % (R * W) == r * W + w``::
+
+        sentence    s0    s1    s2    s3    s4    s5   ...
+        R=2, W=2    r0w0  r0w1  r1w0  r1w1  r0w0  r0w1 ...
+
+    so in an epoch each sentence is used once, by exactly one reader. Its
+    examples (pieces for objective ``"all"``, stride-1 windows for ``"last"``)
+    pass through a seeded shuffle buffer and leave as ready ``(inputs, targets)``
+    batches, the same shapes as ``SentencePieces.batches`` and
+    ``WindowDataset.batches`` give. Memory holds the buffer, never a shard.
+    """
+
+    def __init__(self, files: Sequence[Path | str], data_context_size: int, context_size: int,
+                 objective: str, start_id: int, pad_id: int, vocab_size: int | None = None,
+                 workers: int = 0, shuffle_buffer: int = 100_000, limit: int = 0) -> None:
+        super().__init__()
+        if not files:
+            raise CorpusError("no window shards to stream; run `ime process` first")
+        self.files = [Path(f) for f in files]
+        self.data_context_size = data_context_size
+        self.context_size = context_size
+        self.objective = objective
+        self.start_id = start_id
+        self.pad_id = pad_id
+        self.vocab_size = vocab_size
+        self.workers = workers
+        self.shuffle_buffer = shuffle_buffer
+        self.limit = limit  # read only the first N windows of the split (0: all)
+        # Set by ``batches`` for one epoch; the DataLoader copies them into its workers.
+        self.batch_size = 1
+        self.shuffle = False
+        self.seed = 0
+        self.rank = 0
+        self.world_size = 1
+
+    def num_batches(self, batch_size: int) -> None:
+        """Unknown until the stream has been read: ``None``."""
+        return None
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0,
+                start_batch: int = 0, rank: int = 0, world_size: int = 1,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's batches of one epoch; ``start_batch`` counts batches of all ranks."""
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        loader = torch.utils.data.DataLoader(self, batch_size=None, num_workers=self.workers)
+        for position, batch in enumerate(loader):
+            if position >= start_batch // world_size:  # a resumed epoch skips what it did
+                yield batch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        reader, readers = self.rank * workers + worker, self.world_size * workers
+        files = list(self.files)
+        if self.shuffle:  # the same order for every reader, or sentence numbers disagree
+            random.Random(f"shards-{self.seed}").shuffle(files)
+        examples = self._examples(files, reader, readers)
+        if self.shuffle and self.shuffle_buffer > 1:
+            examples = _buffer_shuffle(examples, self.shuffle_buffer,
+                                       random.Random(f"buffer-{self.seed}-{reader}"))
+        batch: list[tuple[list[int], list[int] | int]] = []
+        for example in examples:
+            batch.append(example)
+            if len(batch) == self.batch_size:
+                yield self._collate(batch)
+                batch = []
+        if batch:
+            yield self._collate(batch)
+
+    def _examples(self, files: list[Path], reader: int,
+                  readers: int) -> Iterator[tuple[list[int], list[int] | int]]:
+        windows = _read_all(files, self.data_context_size, WindowReadStats())
+        if self.vocab_size is not None:
+            size = self.vocab_size
+            windows = ((w, t) for w, t in windows if all(0 <= i < size for i in (*w, t)))
+        if self.limit:
+            windows = itertools.islice(windows, self.limit)
+        for number, ids in enumerate(sentences_of(windows, self.start_id)):
+            if number % readers != reader:
+                continue
+            if self.objective == "all":
+                yield from cut_pieces(ids, self.context_size, self.pad_id)
+            else:
+                for i in range(1, len(ids)):
+                    yield left_pad(ids[max(0, i - self.context_size):i], self.context_size,
+                                   self.pad_id), ids[i]
+
+    def _collate(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = torch.tensor([inputs for inputs, _ in batch], dtype=torch.long)
+        targets = torch.tensor([targets for _, targets in batch], dtype=torch.long)
+        if self.objective == "all":  # pieces are padded on the right: trim to the longest
+            width = int((inputs != self.pad_id).sum(1).max())
+            return inputs[:, :width], targets[:, :width]
+        return inputs, targets
+
+
+def _buffer_shuffle(items: Iterator, size: int, rng: random.Random) -> Iterator:
+    """Items in a shuffled order, holding at most ``size`` of them at a time."""
+    buffer: list = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        index = rng.randrange(size)
+        yield buffer[index]
+        buffer[index] = item
+    rng.shuffle(buffer)
+    yield from buffer

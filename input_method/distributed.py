@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,17 @@ def any_rank(flag: bool, group: Group, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def lockstep(items: Iterable[T], group: Group, device: torch.device) -> Iterator[T]:
+    """``items`` until any rank runs out: ranks of a stream may hold unequal shares,
+    and a rank that steps alone would wait forever in DDP's gradient all-reduce."""
+    iterator = iter(items)
+    while True:
+        item = next(iterator, None)
+        if any_rank(item is None, group, device):
+            return
+        yield item  # type: ignore[misc]
 
 
 def total(count: int, group: Group, device: torch.device) -> int:

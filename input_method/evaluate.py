@@ -75,7 +75,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     if Vocab.load(data_vocab_path).fingerprint() != vocab.fingerprint():
         raise CheckpointError(f"{data_dir} was processed with another vocabulary than the model "
                               f"in {config.model_dir}; evaluate on the data it was trained on")
-    test = WindowDataset.from_jsonl(data_dir / f"{config.split}.jsonl", context_size, len(vocab),
+    test = WindowDataset.from_split(data_dir, config.split, context_size, len(vocab),
                                     config.max_windows)
     is_han = han_mask(vocab).to(device)
     lengths = target_lengths(data_dir / f"{config.split}.tokens.txt", len(test), test.skipped)
@@ -96,7 +96,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 
     if config.baseline:
         started = time.perf_counter()
-        train = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size, len(vocab))
+        train = WindowDataset.from_split(data_dir, "train", context_size, len(vocab))
         trigram = KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
                                    train.targets)
         baseline_scores = _Scores(vocab.special_ids, is_han.cpu())

@@ -5,9 +5,10 @@ text digests, never the corpus:
 
     pass 1: corpus files ──read/clean──> text ──digest seen? drop──> split
             ──jieba (all cores, chunks in flight)──> {split}.tokens.txt, word counts of train
-    pass 2: vocab from train counts; {split}.tokens.txt ──ids──> windows ──> {split}.jsonl
+    pass 2: vocab from train counts; {split}.tokens.txt ──ids──> windows ──> {split}-NNNNN.jsonl
 
-Outputs in ``output_dir``: ``{train,valid,test}.jsonl`` (windows),
+Outputs in ``output_dir``: ``{train,valid,test}-00000.jsonl``, ... (windows,
+in shards of ``shard_size`` cut at sentence ends),
 ``{train,valid,test}.tokens.txt`` (one segmented sentence per line, words
 separated by spaces, for baselines and replay), ``vocab.json``, ``stats.json``.
 
@@ -41,7 +42,7 @@ from input_method.corpus import ReadStats, read_corpus
 from input_method.errors import CorpusError
 from input_method.segment import segment_texts
 from input_method.vocab import Vocab
-from input_method.windows import sentence_windows, write_windows
+from input_method.windows import sentence_windows, write_window_shards
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ def unique_texts(texts: Iterable[str], counter: Counter[str]) -> Iterator[str]:
 def process(config: ProcessConfig) -> dict[str, Any]:
     """Run the whole stage and return the statistics written to ``stats.json``."""
     check_fractions(config)
+    if config.shard_size < 1:
+        raise CorpusError(f"--shard-size must be positive, got {config.shard_size}")
     started = time.perf_counter()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +157,8 @@ def process(config: ProcessConfig) -> dict[str, Any]:
     vocab = Vocab.build(word_counts, config.min_freq, config.max_vocab_size)
     vocab.save(out / "vocab.json")
     for name in SPLITS:
-        split_stats[name].update(_write_windows(out, name, vocab, config.context_size))
+        split_stats[name].update(_write_windows(out, name, vocab, config.context_size,
+                                                config.shard_size))
 
     chars = sum(s["characters"] for s in split_stats.values())
     seconds = time.perf_counter() - started
@@ -182,16 +186,17 @@ def process(config: ProcessConfig) -> dict[str, Any]:
     return stats
 
 
-def _write_windows(out: Path, name: str, vocab: Vocab, context_size: int) -> Counter[str]:
-    """Pass 2 for one split: its tokens file, encoded, to windows; counts OOV tokens."""
+def _write_windows(out: Path, name: str, vocab: Vocab, context_size: int,
+                   shard_size: int) -> Counter[str]:
+    """Pass 2 for one split: its tokens file, encoded, to window shards; counts OOV tokens."""
     counts: Counter[str] = Counter()
 
-    def windows() -> Iterator[tuple[list[int], int]]:
+    def sentences() -> Iterator[Iterator[tuple[list[int], int]]]:
         with (out / f"{name}.tokens.txt").open(encoding="utf-8") as handle:
             for line in handle:
                 ids = [vocab.start_id, *vocab.encode(line.split())]
                 counts["unknown"] += ids.count(vocab.unk_id)
-                yield from sentence_windows(ids, context_size, vocab.pad_id)
+                yield sentence_windows(ids, context_size, vocab.pad_id)
 
-    counts["windows"] = write_windows(out / f"{name}.jsonl", windows())
+    counts["windows"], counts["shards"] = write_window_shards(out, name, sentences(), shard_size)
     return counts

@@ -1,6 +1,6 @@
 """Stage 2: train a next-word model on the windows written by ``process``.
 
-    data_dir/{train,valid}.jsonl + vocab.json
+    data_dir/{train,valid}-NNNNN.jsonl + vocab.json
         -> NextWordModel (Embedding -> LSTM/GRU/RNN -> Linear)
         -> models/<run>/{best.pt,last.pt,vocab.json}, logs/<run>/ (TensorBoard)
 
@@ -10,6 +10,10 @@ epochs without improvement. ``last.pt`` is rewritten every
 ``checkpoint_every`` steps and at each epoch end with the optimizer,
 scheduler, RNG states and data position, so ``--resume`` continues exactly
 where a killed run stopped.
+
+Training data is held in memory as tensors by default (fast batches); with
+``stream_data`` it is streamed from the shards by DataLoader workers instead
+(``dataset.WindowStream``), for corpora larger than memory.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from tqdm import tqdm
 from input_method import distributed
 from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
 from input_method.config import OBJECTIVES, ModelConfig, TrainConfig
-from input_method.dataset import SentencePieces, WindowDataset
+from input_method.dataset import SentencePieces, WindowDataset, WindowStream
 from input_method.errors import CorpusError, TrainingError
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, align_left, window_logits
 from input_method.runtime import resolve_device, set_threads
 from input_method.vocab import Vocab
+from input_method.windows import split_files
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,10 @@ def context_size_of(data_dir: Path) -> int:
     stats = data_dir / "stats.json"
     if stats.is_file():
         return int(json.loads(stats.read_text(encoding="utf-8"))["config"]["context_size"])
-    with (data_dir / "train.jsonl").open(encoding="utf-8") as handle:
+    files = split_files(data_dir, "train")
+    if not files:
+        raise CorpusError(f"no training windows in {data_dir}; run `ime process` first")
+    with files[0].open(encoding="utf-8") as handle:
         return len(json.loads(handle.readline())["input"])
 
 
@@ -136,26 +144,23 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     if config.objective not in OBJECTIVES:
         raise TrainingError(f"unknown objective {config.objective!r}; choose from "
                             f"{', '.join(OBJECTIVES)}")
-    train_windows = WindowDataset.from_jsonl(data_dir / "train.jsonl", context_size_of(data_dir),
-                                             len(vocab), config.max_train_windows
-                                             ).last_words(context_size)
-    train_data: WindowDataset | SentencePieces = (
-        SentencePieces.from_windows(train_windows, vocab.start_id, vocab.pad_id)
-        if config.objective == "all" else train_windows)
-    valid_data = WindowDataset.from_jsonl(data_dir / "valid.jsonl", context_size_of(data_dir),
+    train_data = _training_data(config, data_dir, vocab, context_size)
+    valid_data = WindowDataset.from_split(data_dir, "valid", context_size_of(data_dir),
                                           len(vocab), config.max_valid_windows
                                           ).last_words(context_size)
-    log.info("training %s on %s: %d windows (%d %s examples), %d validation, %d parameters",
-             run_name, device, len(train_windows), len(train_data), config.objective,
-             len(valid_data), model.num_parameters())
+    log.info("training %s on %s: %s %s examples, %d validation windows, %d parameters",
+             run_name, device, "a stream of" if isinstance(train_data, WindowStream)
+             else len(train_data), config.objective, len(valid_data), model.num_parameters())
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         vocab.save(run_dir / "vocab.json")
     # Loss inside a module, so that DDP sees the forward pass it synchronises.
     loss_module = distributed.wrap(BatchLoss(model, config.objective, vocab.pad_id), group, device)
-    # With several ranks, every rank must take the same number of steps per epoch.
+    # With several ranks, every rank must take the same number of steps per epoch:
+    # in-memory data drops the remainder; a stream stops when one rank runs dry.
     usable_batches = train_data.num_batches(config.batch_size)
-    usable_batches -= usable_batches % group.world_size
+    if usable_batches is not None:
+        usable_batches -= usable_batches % group.world_size
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def checkpoint(path: Path, metrics: dict[str, Any] | None = None) -> None:
@@ -186,7 +191,10 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                                          seed=config.seed + progress.epoch,
                                          start_batch=progress.batch, rank=group.rank,
                                          world_size=group.world_size)
-            bar = tqdm(batches, total=usable_batches // group.world_size,
+            if usable_batches is None:
+                batches = distributed.lockstep(batches, group, device)
+            ran_out = False  # the epoch's data ended (not a step or time limit)
+            bar = tqdm(batches, total=usable_batches and usable_batches // group.world_size,
                        initial=progress.batch // group.world_size,
                        desc=f"epoch {progress.epoch + 1}/{config.epochs}", unit="batch",
                        dynamic_ncols=True, mininterval=1.0, disable=not group.is_main)
@@ -222,9 +230,12 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
                                         group, device):
                     log.info("step or time limit reached at step %d", progress.step)
                     break
+            else:
+                ran_out = True
             bar.close()
             progress.train_seconds += time.perf_counter() - epoch_start
-            epoch_done = progress.batch >= usable_batches
+            epoch_done = ran_out or (usable_batches is not None
+                                     and progress.batch >= usable_batches)
 
             last_valid = validate(model, valid_data, vocab, device)
             for name in ("loss", "perplexity", "hit@1", "hit@5", "hit@10", "mrr"):
@@ -261,6 +272,21 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     _log_hparams(writer, config, model_config, context_size, summary)
     writer.close()
     return summary
+
+
+def _training_data(config: TrainConfig, data_dir: Path, vocab: Vocab, context_size: int,
+                   ) -> WindowDataset | SentencePieces | WindowStream:
+    """The training split as the objective wants it: in memory, or streamed from its shards."""
+    if config.stream_data:
+        return WindowStream(split_files(data_dir, "train"), context_size_of(data_dir),
+                            context_size, config.objective, vocab.start_id, vocab.pad_id,
+                            len(vocab), config.loader_workers, config.shuffle_buffer,
+                            config.max_train_windows)
+    windows = WindowDataset.from_split(data_dir, "train", context_size_of(data_dir), len(vocab),
+                                       config.max_train_windows).last_words(context_size)
+    if config.objective == "all":
+        return SentencePieces.from_windows(windows, vocab.start_id, vocab.pad_id)
+    return windows
 
 
 class _NoWriter:

@@ -13,13 +13,19 @@ target whose input is the ``context_size`` ids before it, left-padded with
 
 so the first word of a sentence is predicted too (from ``<s>`` alone).
 One window per line: ``{"input": [0, 0, 2], "target": 57}``.
+
+A split is written as numbered shards, ``train-00000.jsonl``,
+``train-00001.jsonl``, ..., each cut at a sentence end, so that a shard can be
+read alone and a stream can hand whole sentences to different readers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +63,62 @@ def write_windows(path: Path, windows: Iterable[tuple[Sequence[int], int]]) -> i
             handle.write(format_window(inputs, target))
             count += 1
     return count
+
+
+def shard_path(directory: Path, split: str, index: int) -> Path:
+    """``directory/{split}-{index:05d}.jsonl``."""
+    return Path(directory) / f"{split}-{index:05d}.jsonl"
+
+
+def split_files(directory: Path | str, split: str) -> list[Path]:
+    """The window files of ``split`` in order: its shards, or a single ``{split}.jsonl``.
+
+    The single file is what versions before sharding wrote; it is still read.
+    """
+    directory = Path(directory)
+    pattern = re.compile(rf"{re.escape(split)}-(\d{{5,}})\.jsonl")
+    numbered = ((pattern.fullmatch(p.name), p) for p in directory.glob(f"{split}-*.jsonl"))
+    shards = [p for m, p in sorted((int(m[1]), p) for m, p in numbered if m)]
+    if shards:
+        return shards
+    single = directory / f"{split}.jsonl"
+    return [single] if single.is_file() else []
+
+
+def write_window_shards(directory: Path, split: str,
+                        sentences: Iterable[Iterable[tuple[Sequence[int], int]]],
+                        shard_size: int) -> tuple[int, int]:
+    """Write the windows of each sentence into shards of about ``shard_size`` windows.
+
+    A shard is closed at the first sentence end after ``shard_size`` windows, so
+    no sentence spans two shards. Each shard is written atomically; shards of
+    an earlier run that this one did not write are removed afterwards.
+    Returns ``(windows, shards)``.
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be positive, got {shard_size}")
+    directory = Path(directory)
+    written: list[Path] = []
+    total = in_shard = 0
+    with ExitStack() as stack:
+        handle = None
+        for sentence in sentences:
+            if handle is None or in_shard >= shard_size:
+                stack.close()  # completes (renames) the previous shard
+                written.append(shard_path(directory, split, len(written)))
+                handle = stack.enter_context(atomic_open(written[-1]))
+                in_shard = 0
+            for inputs, target in sentence:
+                handle.write(format_window(inputs, target))
+                in_shard += 1
+                total += 1
+        if handle is None:  # no sentences: one empty shard, so the split still exists
+            written.append(shard_path(directory, split, 0))
+            stack.enter_context(atomic_open(written[-1]))
+    for stale in set(split_files(directory, split)) - set(written):
+        stale.unlink()
+    (directory / f"{split}.jsonl").unlink(missing_ok=True)  # the pre-shard layout
+    return total, len(written)
 
 
 @dataclass

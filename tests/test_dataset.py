@@ -75,3 +75,62 @@ def test_piece_batches_are_trimmed_and_resumable():
     assert all((inputs != 0).any(0).all() for inputs, _ in full)
     tail = list(pieces.batches(4, shuffle=True, seed=9, start_batch=2))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(full[2:], tail, strict=True))
+
+
+def _sentences(count: int = 23) -> list[list[int]]:
+    return [[2, *range(10 * n + 10, 10 * n + 10 + 1 + n % 7)] for n in range(count)]
+
+
+def _write_shards(tmp_path, sentences, shard_size: int, context_size: int = 4):
+    from input_method.windows import split_files, write_window_shards
+
+    write_window_shards(tmp_path, "train", (sentence_windows(ids, context_size, 0)
+                                            for ids in sentences), shard_size)
+    return split_files(tmp_path, "train")
+
+
+@pytest.mark.parametrize("objective", ["all", "last"])
+def test_stream_shares_every_example_once_among_ranks_and_workers(tmp_path, objective):
+    """2 ranks x 2 DataLoader workers together see each example once: nothing twice, nothing lost."""
+    from input_method.dataset import WindowStream
+
+    sentences = _sentences()
+    files = _write_shards(tmp_path, sentences, shard_size=10)
+    assert len(files) > 2
+    seen: list[int] = []
+    for rank in range(2):
+        stream = WindowStream(files, 4, 4, objective, start_id=2, pad_id=0, workers=2,
+                              shuffle_buffer=8)
+        for _, targets in stream.batches(3, shuffle=True, seed=1, rank=rank, world_size=2):
+            seen.extend(t for t in targets.flatten().tolist() if t)
+    assert sorted(seen) == sorted(w for ids in sentences for w in ids[1:])
+
+
+def test_stream_batches_match_the_in_memory_pieces_and_resume(tmp_path):
+    """Unshuffled, one reader: the stream yields the SentencePieces examples; start_batch skips."""
+    from input_method.dataset import WindowStream
+
+    sentences = _sentences(12)
+    files = _write_shards(tmp_path, sentences, shard_size=7)
+    stream = WindowStream(files, 4, 4, "all", start_id=2, pad_id=0)
+    streamed = [row for inputs, _ in stream.batches(5) for row in inputs.tolist()]
+    pieces = SentencePieces(sentences, 4, 0)
+    assert [[i for i in row if i] for row in streamed] == [
+        [i for i in row if i] for row in pieces.inputs.tolist()]
+    full = [t.tolist() for _, t in stream.batches(5, shuffle=True, seed=4)]
+    tail = [t.tolist() for _, t in stream.batches(5, shuffle=True, seed=4, start_batch=2)]
+    assert tail == full[2:] and full != [t.tolist() for _, t in stream.batches(5, shuffle=True,
+                                                                                seed=5)]
+
+
+def test_shards_end_at_sentence_ends_and_rewriting_removes_stale_ones(tmp_path):
+    """Each shard starts a sentence; a rewrite with bigger shards leaves no old shard behind."""
+    sentences = _sentences()
+    files = _write_shards(tmp_path, sentences, shard_size=10)
+    for path in files:
+        first = WindowDataset.from_jsonl(path, 4).inputs[0].tolist()
+        assert first[-1] == 2  # the first window of a shard starts a sentence
+    both = WindowDataset.from_jsonl(files, 4)
+    assert rebuild_sentences(both, start_id=2) == sentences
+    assert [p.name for p in _write_shards(tmp_path, sentences, shard_size=10**6)] == [
+        "train-00000.jsonl"]

@@ -7,6 +7,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -22,18 +23,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker(rank: int, world_size: int, port: int, tmp: str, processed: str) -> None:
+def _worker(rank: int, world_size: int, port: int, tmp: str, processed: str, stream: bool) -> None:
     """One rank, set up as torchrun would."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    config = replace(tiny_train_config(Path(tmp), Path(processed)), run_name="ddp", epochs=6)
+    config = replace(tiny_train_config(Path(tmp), Path(processed)), run_name="ddp", epochs=6,
+                     stream_data=stream, loader_workers=1)
     train(config, TINY_MODEL)
 
 
-def test_two_gloo_processes_train_one_model_that_predict_serves(tmp_path, processed_dir):
-    """Two ranks train together; rank 0 writes the usual checkpoint; the loss falls."""
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), str(processed_dir)), nprocs=2, join=True)
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "stream"])
+def test_two_gloo_processes_train_one_model_that_predict_serves(tmp_path, processed_dir, stream):
+    """Two ranks train together (data in memory, or streamed from shards by a worker per
+    rank); rank 0 writes the usual checkpoint; the loss falls."""
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), str(processed_dir), stream),
+             nprocs=2, join=True)
     run_dir = tmp_path / "models" / "ddp"
     predictor = Predictor.load(run_dir)
     assert len(predictor.predict("我今天", 3)) == 3

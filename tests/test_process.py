@@ -51,7 +51,7 @@ def test_unique_texts_keeps_first_occurrences_in_order():
 def test_windows_use_train_vocabulary_and_pad_not_unk(processed_dir):
     """Every window has context_size ids; padding is <pad>; each sentence starts with <s>."""
     vocab = Vocab.load(processed_dir / "vocab.json")
-    lines = (processed_dir / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (processed_dir / "train-00000.jsonl").read_text(encoding="utf-8").splitlines()
     windows = [json.loads(line) for line in lines]
     assert all(len(w["input"]) == 3 for w in windows)
     starts = [w for w in windows if w["input"][-1] == vocab.start_id]
@@ -89,7 +89,7 @@ def test_parallel_processing_gives_identical_files(tmp_path, processed_dir):
     write_tiny_corpus(tmp_path / "corpus.txt")
     config = replace(tiny_process_config(tmp_path), workers=2)
     process(config)
-    for name in ("train.jsonl", "test.jsonl", "vocab.json"):
+    for name in ("train-00000.jsonl", "test-00000.jsonl", "vocab.json"):
         assert (Path(config.output_dir) / name).read_bytes() == (processed_dir / name).read_bytes()
 
 
@@ -102,6 +102,6 @@ def test_stream_mode_splits_by_hash_without_leaking(tmp_path):
     train = _split_texts(out, "train")
     assert not train & _split_texts(out, "test") and not train & _split_texts(out, "valid")
     assert sum(s["texts"] for s in stats["splits"].values()) == len(TINY_TEXTS)
-    first = (out / "train.jsonl").read_bytes()
+    first = (out / "train-00000.jsonl").read_bytes()
     process(config)
-    assert (out / "train.jsonl").read_bytes() == first
+    assert (out / "train-00000.jsonl").read_bytes() == first

@@ -20,7 +20,7 @@ def test_training_lowers_the_loss_and_writes_checkpoints_and_logs(tmp_path, proc
     config = tiny_train_config(tmp_path, processed_dir)
     train(replace(config, run_name="zero", max_steps=1, epochs=1), TINY_MODEL)
     train(replace(config, run_name="some", epochs=4), TINY_MODEL)
-    train_data = WindowDataset.from_jsonl(processed_dir / "train.jsonl", 3)
+    train_data = WindowDataset.from_split(processed_dir, "train", 3)
     losses = {}
     for run in ("zero", "some"):
         model, vocab, _ = load_model(tmp_path / "models" / run / "last.pt")
@@ -31,9 +31,12 @@ def test_training_lowers_the_loss_and_writes_checkpoints_and_logs(tmp_path, proc
     assert any((tmp_path / "logs" / "some").glob("events.out.tfevents.*"))
 
 
-def test_resume_continues_exactly_where_it_stopped(tmp_path, processed_dir):
-    """Stopping mid-epoch and resuming gives the same weights as one uninterrupted run."""
-    config = replace(tiny_train_config(tmp_path, processed_dir), epochs=2, patience=10)
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "stream"])
+def test_resume_continues_exactly_where_it_stopped(tmp_path, processed_dir, stream):
+    """Stopping mid-epoch and resuming gives the same weights as one uninterrupted run,
+    with the training data in memory or streamed from its shards by a DataLoader worker."""
+    config = replace(tiny_train_config(tmp_path, processed_dir), epochs=2, patience=10,
+                     stream_data=stream, loader_workers=1, shuffle_buffer=50)
     train(replace(config, run_name="whole"), TINY_MODEL)
     train(replace(config, run_name="split", max_steps=3), TINY_MODEL)
     train(replace(config, run_name="split", resume=True), TINY_MODEL)
