@@ -3,9 +3,9 @@
 Latency: an incremental typing session replays test sentences word by word
 (``keystroke_*``: one call per word typed, top-5), and the stateless
 ``Predictor.predict`` answers full prefixes (``cold_*``). Training: the
-default recipe and the seed's literal one (stride-1 windows of 5, loss on
-the last word, full softmax) train on the same data for the same number of
-scored words in this run, then both are validated. Preprocessing: jieba over
+seed's literal recipe (stride-1 windows of 5, loss on the last word, full
+softmax) and ours at the same network sizes train on the same data for the
+same number of scored words in this run, then both are validated. Preprocessing: jieba over
 all cores against one process on the same texts.
 
 It is a benchmark, not a test: nothing here asserts a time.
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # The seed's literal recipe: what every speed-up is measured against.
 SEED_CONTEXT = 5
 SEED_MODEL = ModelConfig(embedding_dim=128, hidden_size=256, softmax="full", dropout=0.2)
+# Our recipe at the seed's sizes: only the training method differs.
+OURS_MODEL = replace(SEED_MODEL, softmax="adaptive")
+OURS_BATCH = 64  # pieces of up to 16 words: about 800 scored words per step
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -105,37 +108,51 @@ def preprocessing(texts: int = 6000) -> dict[str, Any]:
     }
 
 
-def training(data_dir: Path, targets: int = 150_000) -> dict[str, Any]:
-    """Default recipe against the seed's literal one, same data and number of scored words."""
+def training(data_dir: Path, targets: int = 300_000) -> dict[str, Any]:
+    """Our training recipe against the seed's literal one: same data, same scored words.
+
+    Three runs, each stopped after ``targets`` scored words, then validated on
+    the same 20,000 validation windows:
+
+    - ``seed``: the yardstick. Stride-1 windows of 5, loss on the last word
+      only, full softmax, the seed's sizes (128/256 LSTM), batches of 256.
+    - ``ours``: the same network sizes trained our way. Loss at every word of
+      sentence pieces (a forward pass over 16 words scores 16 targets, not 1),
+      adaptive softmax (most targets touch a 4,000-word head, not 30,000 rows),
+      fused Adam. ``train_speedup_vs_seed`` is its speed over the seed's.
+    - ``default``: the shipped model's recipe (hidden 384), for its throughput.
+    """
     from input_method.train import train
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = TrainConfig(data_dir=str(data_dir), models_root=tmp, logs_root=tmp, epochs=1,
-                           max_valid_windows=20000, device="cpu", patience=99)
+                           max_valid_windows=20000, device="cpu", patience=99,
+                           max_train_targets=targets)
         recipes = {
-            "default": (replace(base, run_name="default"), ModelConfig()),
             "seed": (replace(base, run_name="seed", objective="last", context_limit=SEED_CONTEXT,
                              batch_size=256), SEED_MODEL),
+            "ours": (replace(base, run_name="ours", batch_size=OURS_BATCH), OURS_MODEL),
+            "default": (replace(base, run_name="default"), ModelConfig()),
         }
         for name, (config, model_config) in recipes.items():
-            config = replace(config, max_train_targets=targets)
-            summary = train(config, model_config)
-            results[name] = summary
-    default, seed = results["default"], results["seed"]
+            results[name] = train(config, model_config)
+    seed, ours, default = results["seed"], results["ours"], results["default"]
     return {
-        "train_tokens_per_s": default["train_tokens_per_second"],
+        "train_tokens_per_s": ours["train_tokens_per_second"],
         "seed_train_tokens_per_s": seed["train_tokens_per_second"],
-        "train_speedup_vs_seed": round(default["train_tokens_per_second"]
+        "train_speedup_vs_seed": round(ours["train_tokens_per_second"]
                                        / max(seed["train_tokens_per_second"], 1e-9), 2),
         "train_targets_each": targets,
-        "valid_hit@5": round(default["valid"]["hit@5"], 4),
+        "valid_hit@5": round(ours["valid"]["hit@5"], 4),
         "seed_valid_hit@5": round(seed["valid"]["hit@5"], 4),
+        "default_recipe_train_tokens_per_s": default["train_tokens_per_second"],
+        "default_recipe_valid_hit@5": round(default["valid"]["hit@5"], 4),
     }
 
 
 def bench(model_dir: Path | str = DEFAULT_MODEL_DIR, data_dir: Path | str = "data/processed",
-          train_targets: int = 150_000, skip_training: bool = False) -> dict[str, Any]:
+          train_targets: int = 300_000, skip_training: bool = False) -> dict[str, Any]:
     """Every figure, in one dict."""
     result: dict[str, Any] = {}
     threads = torch.get_num_threads()

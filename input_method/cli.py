@@ -126,8 +126,9 @@ def _bench(args: argparse.Namespace) -> int:
     from input_method.bench import bench
 
     model = args.model or str(DEFAULT_MODEL_DIR)
-    results = bench(model, args.data_dir or "data/processed", args.train_targets or 150_000,
-                    skip_training=args.skip_training)
+    options = {"train_targets": args.train_targets} if args.train_targets else {}
+    results = bench(model, args.data_dir or "data/processed", skip_training=args.skip_training,
+                    **options)
     print(json.dumps(results, ensure_ascii=False))
     return 0
 
@@ -245,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "speed-up, peak memory. Needs `ime process` output.")
     b.add_argument("--model", help="model directory (default: models/default)")
     b.add_argument("--data-dir", help="processed data (default: data/processed)")
-    b.add_argument("--train-targets", type=int, help="scored words per training run (150000)")
+    b.add_argument("--train-targets", type=int, help="scored words per training run (300000)")
     b.add_argument("--skip-training", action="store_true", help="latency and preprocessing only")
     b.set_defaults(handler=_bench)
 

@@ -45,7 +45,7 @@ class Predictor:
         self.context_size = context_size
         self.segmenter = segmenter or Segmenter()
         self.name = name
-        self.user_model = user_model if user_model is not None else UserModel(len(vocab), learning=False)
+        self.user_model = user_model if user_model is not None else UserModel(vocab, learning=False)
         self._never = torch.tensor(vocab.special_ids)
 
     @classmethod
@@ -65,7 +65,7 @@ class Predictor:
         path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         model, vocab, payload = load_model(path, "cpu")
         name = path.name if path.is_dir() else path.parent.name
-        user = UserModel(len(vocab), Path(history) if history is not None else None, learning)
+        user = UserModel(vocab, Path(history) if history is not None else None, learning)
         return cls(model, vocab, int(payload["context_size"]), Segmenter(user_dict), name, user)
 
     def learn(self, text: str) -> None:
@@ -73,7 +73,7 @@ class Predictor:
         if not self.user_model.learning:
             return
         sentences = self.segmenter.sentences(clean_text(text))
-        self.user_model.learn([[self.vocab.start_id, *self.vocab.encode(s)] for s in sentences])
+        self.user_model.learn(sentences)
 
     def forget(self) -> None:
         """Clear everything learned from the user, on disk too."""
@@ -99,15 +99,28 @@ class Predictor:
 
     def context_ids(self, prefix: str) -> list[int]:
         """The model input for ``prefix``: its last ``context_size`` ids (never padded)."""
-        ids = self.vocab.encode(self.tokenize(prefix))[-self.context_size:]
-        return ids or [self.vocab.start_id]
+        return self._context(prefix)[0]
 
-    def next_word_log_probs(self, context_ids: list[int]) -> torch.Tensor:
-        """log P(word | context) over the vocabulary, user model blended in: (V,)."""
+    def _context(self, prefix: str) -> tuple[list[int], str]:
+        """``context_ids(prefix)`` and the last word as typed (``<unk>`` shows only the ids)."""
+        tokens = self.tokenize(prefix)
+        ids = self.vocab.encode(tokens)[-self.context_size:]
+        if not ids:
+            return [self.vocab.start_id], self.vocab.itos[self.vocab.start_id]
+        return ids, tokens[-1]
+
+    def next_word_log_probs(self, context_ids: list[int], previous: str | None = None,
+                            ) -> torch.Tensor:
+        """log P(word | context) over the vocabulary, user model blended in: (V,).
+
+        ``previous`` is the last word as typed (default: the word of the last id).
+        """
+        if previous is None:
+            previous = self.vocab.itos[context_ids[-1]]
         with torch.inference_mode():
             logits, _ = self.model(torch.tensor([context_ids]), last_only=True)  # (1, V)
             return self.user_model.blend(torch.log_softmax(logits[0].float(), dim=-1),
-                                         context_ids[-1])
+                                         previous)
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The ``top_k`` most likely next words after ``prefix``, best first, with probabilities.
@@ -116,7 +129,7 @@ class Predictor:
         only words those letters spell are returned, still ranked by the model.
         """
         _check_top_k(top_k)
-        return self.top_words(self.next_word_log_probs(self.context_ids(prefix)), top_k, pinyin)
+        return self.top_words(self.next_word_log_probs(*self._context(prefix)), top_k, pinyin)
 
     @functools.cached_property
     def pinyin_index(self) -> PinyinIndex:
@@ -227,7 +240,7 @@ class TypingSession:
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
         _check_top_k(top_k)
-        ids = self.predictor.context_ids(prefix)
+        ids, previous = self.predictor._context(prefix)
         common = 0
         for cached, new in zip(self._ids, ids, strict=False):
             if cached != new:
@@ -245,7 +258,7 @@ class TypingSession:
                 self._states.append(state)
                 self._features.append(features[0, -1])
             log_probs = torch.log_softmax(model.logits(self._features[-1][None])[0].float(), -1)
-            log_probs = self.predictor.user_model.blend(log_probs, ids[-1])
+            log_probs = self.predictor.user_model.blend(log_probs, previous)
         return self.predictor.top_words(log_probs, top_k, pinyin)
 
 

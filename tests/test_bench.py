@@ -16,10 +16,11 @@ def test_latency_figures_come_from_real_calls(tiny_model_dir, processed_dir):
 
 
 def test_training_comparison_scores_the_same_number_of_words(processed_dir):
-    """Both recipes train on the same data until the same number of scored words."""
+    """All three recipes train on the same data until the same number of scored words."""
     result = training(processed_dir, targets=100)
     assert result["train_targets_each"] == 100
     assert result["train_tokens_per_s"] > 0 and result["seed_train_tokens_per_s"] > 0
+    assert result["default_recipe_train_tokens_per_s"] > 0
 
 
 def test_preprocessing_compares_one_process_with_all_cores():

@@ -59,9 +59,32 @@ def test_corrupted_history_is_set_aside(tiny_model_dir, history):
     assert history.with_name("history.json.corrupt").is_file()
 
 
-def test_history_size_is_bounded(tmp_path):
+def test_history_size_is_bounded(tmp_path, tiny_model_dir):
     """Beyond max_entries bigrams the rarest are dropped."""
-    model = UserModel(100, tmp_path / "h.json", max_entries=5)
-    model.learn([[2, *range(3, 40)]])
+    vocab = Predictor.load(tiny_model_dir).vocab
+    model = UserModel(vocab, tmp_path / "h.json", max_entries=5)
+    model.learn([[f"词{i}" for i in range(40)]])
     assert len(model.bigrams) == 5
     assert len(json.loads((tmp_path / "h.json").read_text())["bigrams"]) == 5
+
+
+def test_history_of_an_older_format_is_set_aside(tiny_model_dir, history):
+    """A history of vocabulary ids (format 1) is not misread as words: it is moved aside."""
+    history.parent.mkdir(parents=True)
+    history.write_text(json.dumps({"bigrams": [[2, 5, 3]], "unigrams": [[5, 3]]}), encoding="utf-8")
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    assert predictor.predict("我", 3) == Predictor.load(tiny_model_dir).predict("我", 3)
+    assert history.with_name("history.json.corrupt").is_file()
+
+
+def test_the_previous_word_counts_even_when_the_network_does_not_know_it(tiny_model_dir, history):
+    """After a word outside the vocabulary the network sees <unk>; the user model sees the word."""
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    followers = {"犇犇犇": "今天", "骉骉骉": "物流"}  # both are <unk> to the network
+    assert not set(followers) & set(predictor.vocab.stoi)
+    for _ in range(3):
+        for unknown, word in followers.items():
+            predictor.learn(f"我{unknown}{word}。")
+    for unknown, word in followers.items():
+        assert predictor.predict(f"我{unknown}", 1)[0][0] == word
+        assert predictor.session().predict(f"我{unknown}", 1)[0][0] == word
