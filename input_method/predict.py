@@ -216,26 +216,31 @@ def _check_top_k(top_k: int) -> None:
 class TypingSession:
     """Suggestions while one text is typed, reusing the work done for the last call.
 
-    It keeps the recurrent state after each word of the current context. On
+    It keeps the recurrent state after the words of the current context. On
     the next call only the words after the longest common prefix with the
-    previous context are run: one step per new word when typing on, a few
-    after a backspace or an edit, all of them after a paste or a new sentence.
+    previous context are run, in one call of the network: one step per new
+    word when typing on, a few after a backspace or an edit, all of them after
+    a paste, a new sentence, or once the sentence is longer than the context
+    (the window then slides by a word and starts from a fresh state, exactly
+    as the stateless ``predict`` does).
 
         previous context   <s> 我 今天 去
         new context        <s> 我 今天 不 去     common prefix 3 -> run 不, 去
 
+    States are kept at the last word of each run, so a backspace goes back to
+    the nearest kept state and runs the few words after it again.
     The answer equals :meth:`Predictor.predict` for the same text.
     """
 
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
         self._ids: list[int] = []
-        self._states: list[State] = []
-        self._features: list[torch.Tensor] = []
+        self._states: list[State | None] = []  # None: inside a run, not kept
+        self._last_features: torch.Tensor | None = None
 
     def reset(self) -> None:
         """Forget the cached context."""
-        self._ids, self._states, self._features = [], [], []
+        self._ids, self._states, self._last_features = [], [], None
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
@@ -248,16 +253,20 @@ class TypingSession:
             common += 1
         if common == len(ids):  # same context as a longer one seen before: step back
             common -= 1
-        del self._ids[common:], self._states[common:], self._features[common:]
-        model = self.predictor.model
+        del self._ids[common:], self._states[common:]
+        while self._states and self._states[-1] is None:  # back to the last kept state
+            self._ids.pop()
+            self._states.pop()
+        start = len(self._ids)
         state = self._states[-1] if self._states else None
+        new_ids = ids[start:]
         with torch.inference_mode():
-            for token in ids[common:]:
-                features, state = model.features(torch.tensor([[token]]), state)  # (1, 1, hidden)
-                self._ids.append(token)
-                self._states.append(state)
-                self._features.append(features[0, -1])
-            log_probs = torch.log_softmax(model.logits(self._features[-1][None])[0].float(), -1)
+            features, state = self.predictor.model.features(torch.tensor([new_ids]), state)
+            self._ids.extend(new_ids)  # features: (1, new words, hidden)
+            self._states.extend([None] * (len(new_ids) - 1) + [state])
+            self._last_features = features[0, -1]
+            log_probs = torch.log_softmax(
+                self.predictor.model.logits(self._last_features[None])[0].float(), -1)
             log_probs = self.predictor.user_model.blend(log_probs, previous)
         return self.predictor.top_words(log_probs, top_k, pinyin)
 

@@ -88,6 +88,30 @@ def test_session_runs_only_the_new_words(predictor, monkeypatch):
     assert calls == [1]
 
 
+def test_session_runs_the_network_once_per_key_press_even_when_the_window_slides(
+        predictor, monkeypatch):
+    """Past the context size every word slides the window; the ids are run in one call, and
+    a backspace after a pasted run goes back to the last kept state: still equal to predict()."""
+    session = predictor.session()
+    calls = []
+    original = predictor.model.features
+    monkeypatch.setattr(predictor.model, "features",
+                        lambda ids, state=None: calls.append(ids.shape[1]) or original(ids, state))
+    words = ["我", "今天", "去", "北京", "他", "喜欢", "上海"]
+
+    def check(text: str) -> list[int]:
+        expected = predictor.predict(text, 5)
+        calls.clear()
+        _same(session.predict(text, 5), expected)
+        return list(calls)
+
+    for end in range(1, len(words) + 1):
+        assert len(check("".join(words[:end]))) == 1
+    session.reset()
+    assert check("".join(words[:2])) == [3]  # pasted: <s> 我 今天 in one run
+    assert check("".join(words[:1])) == [2]  # no state kept inside that run: <s> 我 again
+
+
 def test_pinyin_filter_returns_only_matching_words_ranked_by_the_model(predictor):
     """Every word returned is spelled by the letters, and in the model's order."""
     from input_method.pinyin import spells
