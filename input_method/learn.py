@@ -3,10 +3,17 @@
 The user model counts the user's word bigrams and unigrams, and suggestions
 mix it with the network:
 
-    P(w | context) = (1 - λ) P_network(w | context) + λ P_user(w | previous word)
-    P_user(w | v)  = (c(v w) + β P_uni(w)) / (c(v) + β)        (β = 2, λ = 0.5)
-    λ = 0 while nothing has been learned, so ``forget()`` restores the
-    network's suggestions exactly.
+    P(w | context) = (1 - λ m) P_network(w | context) + λ U(w | previous word)
+    U(w | v) = c(v w) / (c(v) + β)  +  β / (c(v) + β) · g · P_uni(w)
+    m = Σ_w U(w | v),  g = n / (n + n0)        (λ = 0.5, β = 2, n0 = 500)
+
+``n`` is the number of words learned. With a long history (g near 1) this
+is the usual interpolated cache, ``(1 - λ) P_network + λ P_user(w | v)``. With
+a short one the unigram part, which would otherwise put the few words learned
+into every context's suggestions, counts only as much as the history
+supports, while a word pair the user typed before is taken at its count.
+Nothing learned means m = 0, so ``forget()`` restores the network's
+suggestions exactly.
 
 Counts are kept by word, not by vocabulary id: the previous word is known
 even when the network's vocabulary lacks it (after a product name the
@@ -40,6 +47,7 @@ log = logging.getLogger(__name__)
 
 BLEND = 0.5  # λ once the user model holds anything
 BACKOFF = 2.0  # β: pseudo-counts of the unigram in each bigram distribution
+EVIDENCE = 500  # n0: words learned at which the user's unigrams count half
 FORMAT_VERSION = 2  # 2: counts by word (1 counted vocabulary ids)
 
 
@@ -63,6 +71,7 @@ class UserModel:
         # previous word -> (ids of its in-vocabulary followers, their counts)
         self._followers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._unigram_probs: torch.Tensor | None = None
+        self._unigram_weight = 0.0
         if path is not None and path.is_file():
             self._read(path)
 
@@ -95,6 +104,8 @@ class UserModel:
                 counts[stoi[word]] += count
         total = counts.sum()
         self._unigram_probs = counts / total if total > 0 else None
+        learned = sum(self.unigrams.values())
+        self._unigram_weight = learned / (learned + EVIDENCE)  # g
         followers: dict[str, dict[int, int]] = {}
         for (previous, word), count in self.bigrams.items():
             if word in stoi:
@@ -136,12 +147,14 @@ class UserModel:
         """Mix the user model into a (V,) log-distribution given the previous word."""
         if self._unigram_probs is None:
             return log_probs
-        user = self._unigram_probs
+        user = self._unigram_probs * self._unigram_weight  # U with c(v) = 0
+        mass = self._unigram_weight  # m = Σ U
         followers = self._followers.get(previous)
         if followers is not None:
             index, counts = followers
             context_total = float(counts.sum())
-            user = user * (BACKOFF / (context_total + BACKOFF))
-            user = user.index_add(0, index, counts / (context_total + BACKOFF))
-        mixed = (1 - BLEND) * log_probs.exp() + BLEND * user
+            backoff = BACKOFF / (context_total + BACKOFF)
+            user = (user * backoff).index_add(0, index, counts / (context_total + BACKOFF))
+            mass = context_total / (context_total + BACKOFF) + backoff * self._unigram_weight
+        mixed = (1 - BLEND * mass) * log_probs.exp() + BLEND * user
         return mixed.clamp(min=1e-30).log()

@@ -88,3 +88,25 @@ def test_the_previous_word_counts_even_when_the_network_does_not_know_it(tiny_mo
     for unknown, word in followers.items():
         assert predictor.predict(f"我{unknown}", 1)[0][0] == word
         assert predictor.session().predict(f"我{unknown}", 1)[0][0] == word
+
+
+def test_a_short_history_does_not_flood_other_contexts(tiny_model_dir, history):
+    """One learned sentence changes its own word pairs, not every context's suggestions."""
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    before = predictor.predict("他们", 5)
+    predictor.learn("我喜欢物流。")
+    after = predictor.predict("他们", 5)
+    assert "物流" not in {w for w, _ in before}
+    assert {w for w, _ in after} == {w for w, _ in before}  # 物流 did not push in
+
+
+def test_blended_probabilities_still_sum_to_one(tiny_model_dir, history):
+    """The mixture is a distribution whatever the history holds."""
+    import torch
+
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    for text in ("我喜欢物流。", "我今天去北京。" * 5):
+        predictor.learn(text)
+        for prefix in ("我喜欢", "他们", "我今天去"):
+            log_probs = predictor.next_word_log_probs(*predictor._context(prefix))
+            assert abs(float(torch.logsumexp(log_probs, 0).exp()) - 1) < 1e-4
