@@ -37,7 +37,7 @@ TRAIN_HINT = "train one with `make run` or `ime process && ime train --run-name 
 
 
 def save_checkpoint(path: Path, *, model: NextWordModel, vocab: Vocab, context_size: int,
-                    train_config: dict[str, Any] | None = None,
+                    unit: str = "word", train_config: dict[str, Any] | None = None,
                     metrics: dict[str, Any] | None = None,
                     training: dict[str, Any] | None = None) -> None:
     """Write a checkpoint atomically."""
@@ -46,6 +46,7 @@ def save_checkpoint(path: Path, *, model: NextWordModel, vocab: Vocab, context_s
         "model_config": asdict(model.config),
         "train_config": train_config or {},
         "context_size": context_size,
+        "unit": unit,  # "word" or "char": how predict must cut the prefix
         "state_dict": model.state_dict(),
         "vocab": vocab.itos,
         "vocab_fingerprint": vocab.fingerprint(),

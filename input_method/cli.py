@@ -20,6 +20,7 @@ from input_method.config import (
     INPUT_FORMATS,
     OBJECTIVES,
     SOFTMAXES,
+    UNITS,
     EvalConfig,
     ModelConfig,
     ProcessConfig,
@@ -41,7 +42,7 @@ def _process(args: argparse.Namespace) -> int:
                       seed=args.seed, context_size=args.context_size, min_freq=args.min_freq,
                       max_vocab_size=args.max_vocab_size, workers=args.workers,
                       dedup=False if args.no_dedup else None, stream=args.stream or None,
-                      shard_size=args.shard_size)
+                      shard_size=args.shard_size, unit=args.unit)
     stats = process(config)
     splits = stats["splits"]
     print(f"{stats['texts_read']} texts read, {stats['duplicates_dropped']} duplicates dropped, "
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true", help="split by a hash of each text, "
                    "holding no text in memory (for corpora larger than memory)")
     p.add_argument("--shard-size", type=int, help="windows per output shard (500000)")
+    p.add_argument("--unit", choices=UNITS, help="word (jieba, default) or char: Chinese "
+                   "words cut into characters")
     p.set_defaults(handler=_process)
 
     t = sub.add_parser("train", help="train a model", description="Train a next-word model on "

@@ -29,6 +29,7 @@ CELLS = ("lstm", "gru", "rnn")
 SOFTMAXES = ("full", "adaptive")
 OBJECTIVES = ("all", "last")
 INPUT_FORMATS = ("auto", "dialog", "text", "tagged")
+UNITS = ("word", "char")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class ProcessConfig:
     dedup: bool = True  # drop exact-duplicate texts before the split
     stream: bool = False  # split by a hash of each text, holding no texts in memory
     shard_size: int = 500_000  # windows per output shard (train-00000.jsonl, ...)
+    # "word": jieba words (the default); "char": Chinese words cut into their
+    # characters, so the model suggests the next character (no unknown words)
+    unit: str = "word"
 
 
 @dataclass(frozen=True)

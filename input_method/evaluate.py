@@ -111,6 +111,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     results.update(
         split=config.split, windows=len(test), skipped_lines=test.skipped,
         checkpoint=str(checkpoint_path), vocab_size=len(vocab), context_size=context_size,
+        unit=payload.get("unit", "word"),
         model_config=payload["model_config"], parameters=model.num_parameters(),
         train_metrics=payload.get("metrics", {}), eval_config=asdict(config),
     )

@@ -66,7 +66,8 @@ class Predictor:
         model, vocab, payload = load_model(path, "cpu")
         name = path.name if path.is_dir() else path.parent.name
         user = UserModel(vocab, Path(history) if history is not None else None, learning)
-        return cls(model, vocab, int(payload["context_size"]), Segmenter(user_dict), name, user)
+        segmenter = Segmenter(user_dict, str(payload.get("unit", "word")))
+        return cls(model, vocab, int(payload["context_size"]), segmenter, name, user)
 
     def learn(self, text: str) -> None:
         """Learn the user's word pairs from ``text`` (nothing when learning is off)."""

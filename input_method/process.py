@@ -133,7 +133,8 @@ def process(config: ProcessConfig) -> dict[str, Any]:
         token_files = {name: stack.enter_context(atomic_open(out / f"{name}.tokens.txt"))
                        for name in SPLITS}
         bar = stack.enter_context(tqdm(desc="segment", unit=" chars", unit_scale=True))
-        for sentences in segment_texts(labelled(texts), config.user_dict, config.workers):
+        for sentences in segment_texts(labelled(texts), config.user_dict, config.workers,
+                                       unit=config.unit):
             name, chars = in_flight.popleft()
             stats = split_stats[name]
             stats["texts"] += 1

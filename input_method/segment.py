@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import jieba
 
+from input_method.config import UNITS
 from input_method.errors import CorpusError
 
 # jieba announces every dictionary load on stderr at DEBUG/INFO; keep it quiet.
@@ -24,12 +26,26 @@ logging.getLogger("jieba").setLevel(logging.WARNING)
 SENTENCE_END = frozenset("。！？!?；;…")
 # Closing quotes and brackets right after a sentence end belong to that sentence.
 CLOSERS = frozenset("”’」』）)】》\"'")
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def to_units(tokens: list[str], unit: str) -> list[str]:
+    """Words as they are, or (``unit="char"``) each word with Chinese in it cut into characters.
+
+    Numbers, Latin words and punctuation stay whole in both units.
+    """
+    if unit == "word":
+        return tokens
+    return [piece for token in tokens for piece in (list(token) if _HAN.search(token) else [token])]
 
 
 class Segmenter:
-    """Cuts Chinese text into words with its own jieba dictionary."""
+    """Cuts Chinese text into words (or characters) with its own jieba dictionary."""
 
-    def __init__(self, user_dict: str | None = None) -> None:
+    def __init__(self, user_dict: str | None = None, unit: str = "word") -> None:
+        if unit not in UNITS:
+            raise CorpusError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
+        self.unit = unit
         self._tokenizer = jieba.Tokenizer()
         self._tokenizer.initialize()
         if user_dict is not None:
@@ -39,8 +55,8 @@ class Segmenter:
             self._tokenizer.load_userdict(str(path))
 
     def tokens(self, text: str) -> list[str]:
-        """Words of ``text`` in order, whitespace dropped."""
-        return [t for t in self._tokenizer.lcut(text, HMM=True) if t.strip()]
+        """Words (or characters) of ``text`` in order, whitespace dropped."""
+        return to_units([t for t in self._tokenizer.lcut(text, HMM=True) if t.strip()], self.unit)
 
     def sentences(self, text: str) -> list[list[str]]:
         """Words of ``text``, cut into sentences after 。！？；… (and their closing quotes)."""
@@ -92,9 +108,9 @@ def current_sentence(text: str) -> tuple[str, bool]:
 _worker_segmenter: Segmenter | None = None
 
 
-def _init_worker(user_dict: str | None) -> None:
+def _init_worker(user_dict: str | None, unit: str) -> None:
     global _worker_segmenter
-    _worker_segmenter = Segmenter(user_dict)
+    _worker_segmenter = Segmenter(user_dict, unit)
 
 
 def _segment_chunk(texts: list[str]) -> list[list[list[str]]]:
@@ -111,7 +127,7 @@ def default_workers() -> int:
 
 
 def segment_texts(texts: Iterable[str], user_dict: str | None = None, workers: int = 0,
-                  chunk_size: int = 256) -> Iterator[list[list[str]]]:
+                  chunk_size: int = 256, unit: str = "word") -> Iterator[list[list[str]]]:
     """Segment texts into sentences of words, in order, over ``workers`` processes.
 
     Texts are streamed to the pool in chunks, so memory holds only the chunks
@@ -119,7 +135,7 @@ def segment_texts(texts: Iterable[str], user_dict: str | None = None, workers: i
     """
     workers = workers or default_workers()
     if workers == 1:
-        segmenter = Segmenter(user_dict)
+        segmenter = Segmenter(user_dict, unit)
         for text in texts:
             yield segmenter.sentences(text)
         return
@@ -127,10 +143,10 @@ def segment_texts(texts: Iterable[str], user_dict: str | None = None, workers: i
     fork = os.name == "posix"
     context = multiprocessing.get_context("fork" if fork else "spawn")
     if fork:
-        _worker_segmenter = Segmenter(user_dict)
+        _worker_segmenter = Segmenter(user_dict, unit)
         pool_args: dict = {}
     else:
-        pool_args = {"initializer": _init_worker, "initargs": (user_dict,)}
+        pool_args = {"initializer": _init_worker, "initargs": (user_dict, unit)}
     try:
         with context.Pool(workers, **pool_args) as pool:
             for chunk in pool.imap(_segment_chunk, _chunks(texts, chunk_size)):

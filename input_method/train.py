@@ -67,6 +67,14 @@ def default_run_name() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S")
 
 
+def unit_of(data_dir: Path) -> str:
+    """The unit the data was cut into (``"word"`` for data written before units existed)."""
+    stats = data_dir / "stats.json"
+    if stats.is_file():
+        return str(json.loads(stats.read_text(encoding="utf-8"))["config"].get("unit", "word"))
+    return "word"
+
+
 def context_size_of(data_dir: Path) -> int:
     """The window length the data was written with (from stats.json, else the first window)."""
     stats = data_dir / "stats.json"
@@ -105,6 +113,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         raise CorpusError(f"no processed data in {data_dir}; run `ime process` first")
     vocab = Vocab.load(data_dir / "vocab.json")
     context_size = context_size_of(data_dir)
+    unit = unit_of(data_dir)
     if config.context_limit and config.context_limit < context_size:
         context_size = config.context_limit
     run_name = config.run_name or default_run_name()
@@ -168,7 +177,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
             return
         if path.name == BEST:  # serving needs only the weights; no optimizer state
             save_checkpoint(path, model=model, vocab=vocab, context_size=context_size,
-                            train_config=asdict(config), metrics=metrics)
+                            unit=unit, train_config=asdict(config), metrics=metrics)
             return
         training = {
             "progress": asdict(progress),
@@ -178,7 +187,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
             "rng_python": random.getstate(),
         }
         save_checkpoint(path, model=model, vocab=vocab, context_size=context_size,
-                        train_config=asdict(config), metrics=metrics, training=training)
+                        unit=unit, train_config=asdict(config), metrics=metrics, training=training)
 
     writer: Any = SummaryWriter(log_dir=str(log_dir)) if group.is_main else _NoWriter()
     last_valid: dict[str, float] = {}

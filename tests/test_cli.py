@@ -33,6 +33,32 @@ def test_process_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch
     assert out.startswith("我今天 → ") and out.count("(") == 3
 
 
+def test_char_unit_end_to_end_suggests_single_characters(tmp_path, capsys, monkeypatch):
+    """`ime process --unit char`: the model learns characters, and predict (stateless and
+    incremental) cuts the prefix the same way and suggests single Chinese characters."""
+    import json
+
+    from input_method.predict import Predictor
+    from input_method.vocab import Vocab
+
+    monkeypatch.chdir(tmp_path)
+    write_tiny_corpus(tmp_path / "corpus.txt")
+    assert main(["process", "--input", "corpus.txt", "--context-size", "4", "--min-freq", "1",
+                 "--workers", "1", "--train-fraction", "0.7", "--valid-fraction", "0.15",
+                 "--unit", "char"]) == 0
+    vocab = Vocab.load(tmp_path / "data/processed/vocab.json")
+    assert "今天" not in vocab and "今" in vocab
+    assert main(["train", "--run-name", "chars", "--epochs", "2", "--batch-size", "16",
+                 "--embedding-dim", "16", "--hidden-size", "16", "--device", "cpu"]) == 0
+    predictor = Predictor.load(tmp_path / "models" / "chars")
+    assert predictor.tokenize("我今天")[1:] == ["我", "今", "天"]
+    suggestions = predictor.predict("我今天", 5)
+    assert all(len(word) == 1 for word, _ in suggestions if "\u4e00" <= word <= "\u9fff")
+    assert predictor.session().predict("我今天", 5) == suggestions
+    assert main(["evaluate", "--model", "models/chars"]) == 0
+    assert json.loads((tmp_path / "models/chars/eval.json").read_text())["unit"] == "char"
+
+
 def test_interactive_predict_loop_quits(tiny_model_dir, capsys, monkeypatch):
     """Without a prefix, `ime predict` reads lines until 'quit'."""
     answers = iter(["我今天", "quit"])

@@ -39,3 +39,23 @@ def test_user_dictionary_changes_segmentation(tmp_path):
     user_dict.write_text(f"{word} 100000 n\n", encoding="utf-8")
     assert word not in Segmenter().tokens(f"我用{word}打字")
     assert word in Segmenter(str(user_dict)).tokens(f"我用{word}打字")
+
+
+def test_char_unit_cuts_chinese_words_but_keeps_numbers_and_latin_whole():
+    """unit="char": 北京 -> 北 京; 2024 and iPhone stay one unit each."""
+    from input_method.segment import to_units
+
+    assert to_units(["我们", "在", "2024", "年", "买", "iPhone", "。"], "char") == [
+        "我", "们", "在", "2024", "年", "买", "iPhone", "。"]
+    assert to_units(["我们"], "word") == ["我们"]
+    assert Segmenter(unit="char").tokens("我们去北京") == ["我", "们", "去", "北", "京"]
+
+
+def test_an_unknown_unit_is_an_error():
+    """A typo in the unit is a CorpusError, not a silent word model."""
+    import pytest
+
+    from input_method.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="unit"):
+        Segmenter(unit="syllable")
