@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from input_method.errors import CorpusError
-from input_method.windows import WindowReadStats, left_pad, read_windows, split_files
+from input_method.windows import WindowReadStats, read_windows, sentence_windows, split_files
 
 
 class WindowDataset(Dataset):
@@ -332,9 +332,7 @@ class WindowStream(IterableDataset):
             if self.objective == "all":
                 yield from cut_pieces(ids, self.context_size, self.pad_id)
             else:
-                for i in range(1, len(ids)):
-                    yield left_pad(ids[max(0, i - self.context_size):i], self.context_size,
-                                   self.pad_id), ids[i]
+                yield from sentence_windows(ids, self.context_size, self.pad_id)
 
     def _collate(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = torch.tensor([inputs for inputs, _ in batch], dtype=torch.long)
