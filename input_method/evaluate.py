@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,16 +26,14 @@ from input_method.metrics import RankingTotals
 from input_method.model import window_logits
 from input_method.ngram import KneserNeyTrigram
 from input_method.runtime import resolve_device
+from input_method.segment import HAN
 from input_method.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-
-
 def han_mask(vocab: Vocab) -> torch.Tensor:
     """(V,) True for words that contain a Han character (not punctuation, digits, Latin)."""
-    return torch.tensor([bool(_HAN.search(w)) for w in vocab.itos])
+    return torch.tensor([bool(HAN.search(w)) for w in vocab.itos])
 
 
 class _Scores:

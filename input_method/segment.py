@@ -26,7 +26,8 @@ logging.getLogger("jieba").setLevel(logging.WARNING)
 SENTENCE_END = frozenset("。！？!?；;…")
 # Closing quotes and brackets right after a sentence end belong to that sentence.
 CLOSERS = frozenset("”’」』）)】》\"'")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# A Han character: what makes a token a Chinese word (evaluation) or cuttable (char unit).
+HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 def to_units(tokens: list[str], unit: str) -> list[str]:
@@ -36,7 +37,7 @@ def to_units(tokens: list[str], unit: str) -> list[str]:
     """
     if unit == "word":
         return tokens
-    return [piece for token in tokens for piece in (list(token) if _HAN.search(token) else [token])]
+    return [piece for token in tokens for piece in (list(token) if HAN.search(token) else [token])]
 
 
 class Segmenter:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,8 +26,7 @@ from pathlib import Path
 from input_method import Predictor
 from input_method.corpus import bundled_corpus, clean_text, read_texts
 from input_method.pinyin import readings_of
-
-HAN = re.compile(r"[\u3400-\u9fff]")
+from input_method.segment import HAN
 
 
 def fuzz(model: str, count: int, seed: int) -> dict:
