@@ -68,10 +68,12 @@ class UserModel:
         self.max_entries = max_entries
         self.bigrams: Counter[tuple[str, str]] = Counter()
         self.unigrams: Counter[str] = Counter()
-        # previous word -> (ids of its in-vocabulary followers, their counts)
-        self._followers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._unigram_probs: torch.Tensor | None = None
+        # Everything blend() needs, computed once per learn() rather than per key press:
+        # g, g·P_uni over the vocabulary (None: nothing learned), and for each previous
+        # word v: (follower ids, c(v w) / (c(v) + β), β / (c(v) + β), m).
         self._unigram_weight = 0.0
+        self._unigram_probs: torch.Tensor | None = None
+        self._followers: dict[str, tuple[torch.Tensor, torch.Tensor, float, float]] = {}
         if path is not None and path.is_file():
             self._read(path)
 
@@ -103,16 +105,21 @@ class UserModel:
             if word in stoi:
                 counts[stoi[word]] += count
         total = counts.sum()
-        self._unigram_probs = counts / total if total > 0 else None
         learned = sum(self.unigrams.values())
-        self._unigram_weight = learned / (learned + EVIDENCE)  # g
+        weight = self._unigram_weight = learned / (learned + EVIDENCE)  # g
+        self._unigram_probs = counts * (weight / total) if total > 0 else None  # g·P_uni
         followers: dict[str, dict[int, int]] = {}
         for (previous, word), count in self.bigrams.items():
             if word in stoi:
                 followers.setdefault(previous, {})[stoi[word]] = count
-        self._followers = {previous: (torch.tensor(list(f)), torch.tensor(list(f.values()),
-                                                                          dtype=torch.float))
-                           for previous, f in followers.items()}
+        self._followers = {}
+        for previous, found in followers.items():
+            context_total = sum(found.values())
+            backoff = BACKOFF / (context_total + BACKOFF)
+            self._followers[previous] = (
+                torch.tensor(list(found)),
+                torch.tensor(list(found.values()), dtype=torch.float) / (context_total + BACKOFF),
+                backoff, context_total / (context_total + BACKOFF) + backoff * weight)
 
     def learn(self, sentences: list[list[str]]) -> None:
         """Count the words of sentences (lists of words, without a start token)."""
@@ -147,14 +154,11 @@ class UserModel:
         """Mix the user model into a (V,) log-distribution given the previous word."""
         if self._unigram_probs is None:
             return log_probs
-        user = self._unigram_probs * self._unigram_weight  # U with c(v) = 0
+        user = self._unigram_probs  # U with c(v) = 0
         mass = self._unigram_weight  # m = Σ U
         followers = self._followers.get(previous)
         if followers is not None:
-            index, counts = followers
-            context_total = float(counts.sum())
-            backoff = BACKOFF / (context_total + BACKOFF)
-            user = (user * backoff).index_add(0, index, counts / (context_total + BACKOFF))
-            mass = context_total / (context_total + BACKOFF) + backoff * self._unigram_weight
+            index, shares, backoff, mass = followers
+            user = (user * backoff).index_add(0, index, shares)
         mixed = (1 - BLEND * mass) * log_probs.exp() + BLEND * user
         return mixed.clamp(min=1e-30).log()
