@@ -237,11 +237,10 @@ class TypingSession:
         self.predictor = predictor
         self._ids: list[int] = []
         self._states: list[State | None] = []  # None: inside a run, not kept
-        self._last_features: torch.Tensor | None = None
 
     def reset(self) -> None:
         """Forget the cached context."""
-        self._ids, self._states, self._last_features = [], [], None
+        self._ids, self._states = [], []
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
@@ -265,9 +264,8 @@ class TypingSession:
             features, state = self.predictor.model.features(torch.tensor([new_ids]), state)
             self._ids.extend(new_ids)  # features: (1, new words, hidden)
             self._states.extend([None] * (len(new_ids) - 1) + [state])
-            self._last_features = features[0, -1]
             log_probs = torch.log_softmax(
-                self.predictor.model.logits(self._last_features[None])[0].float(), -1)
+                self.predictor.model.logits(features[:, -1])[0].float(), -1)  # (V,)
             log_probs = self.predictor.user_model.blend(log_probs, previous)
         return self.predictor.top_words(log_probs, top_k, pinyin)
 
