@@ -112,7 +112,8 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     if not (data_dir / "vocab.json").is_file():
         raise CorpusError(f"no processed data in {data_dir}; run `ime process` first")
     vocab = Vocab.load(data_dir / "vocab.json")
-    context_size = context_size_of(data_dir)
+    window_size = context_size_of(data_dir)  # what the data holds; the model may use fewer
+    context_size = window_size
     unit = unit_of(data_dir)
     if config.context_limit and config.context_limit < context_size:
         context_size = config.context_limit
@@ -153,8 +154,8 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     if config.objective not in OBJECTIVES:
         raise TrainingError(f"unknown objective {config.objective!r}; choose from "
                             f"{', '.join(OBJECTIVES)}")
-    train_data = _training_data(config, data_dir, vocab, context_size)
-    valid_data = WindowDataset.from_split(data_dir, "valid", context_size_of(data_dir),
+    train_data = _training_data(config, data_dir, vocab, window_size, context_size)
+    valid_data = WindowDataset.from_split(data_dir, "valid", window_size,
                                           len(vocab), config.max_valid_windows
                                           ).last_words(context_size)
     log.info("training %s on %s: %s %s examples, %d validation windows, %d parameters",
@@ -283,15 +284,15 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     return summary
 
 
-def _training_data(config: TrainConfig, data_dir: Path, vocab: Vocab, context_size: int,
-                   ) -> WindowDataset | SentencePieces | WindowStream:
+def _training_data(config: TrainConfig, data_dir: Path, vocab: Vocab, window_size: int,
+                   context_size: int) -> WindowDataset | SentencePieces | WindowStream:
     """The training split as the objective wants it: in memory, or streamed from its shards."""
     if config.stream_data:
-        return WindowStream(split_files(data_dir, "train"), context_size_of(data_dir),
+        return WindowStream(split_files(data_dir, "train"), window_size,
                             context_size, config.objective, vocab.start_id, vocab.pad_id,
                             len(vocab), config.loader_workers, config.shuffle_buffer,
                             config.max_train_windows)
-    windows = WindowDataset.from_split(data_dir, "train", context_size_of(data_dir), len(vocab),
+    windows = WindowDataset.from_split(data_dir, "train", window_size, len(vocab),
                                        config.max_train_windows).last_words(context_size)
     if config.objective == "all":
         return SentencePieces.from_windows(windows, vocab.start_id, vocab.pad_id)
