@@ -6,7 +6,8 @@ Latency: an incremental typing session replays test sentences word by word
 seed's literal recipe (stride-1 windows of 5, loss on the last word, full
 softmax) and ours at the same network sizes train on the same data for the
 same number of scored words in this run, then both are validated. Preprocessing: jieba over
-all cores against one process on the same texts.
+all cores against one process on the same texts. Quality of the int8 output
+layer the engine serves: against float32 on the same test windows.
 
 It is a benchmark, not a test: nothing here asserts a time.
 """
@@ -14,6 +15,7 @@ It is a benchmark, not a test: nothing here asserts a time.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import resource
 import statistics
@@ -94,6 +96,45 @@ def latency(model_dir: Path, data_dir: Path, sentences: int = 300, seed: int = 0
     }
 
 
+def int8_quality(model_dir: Path, data_dir: Path, windows: int = 20000) -> dict[str, Any]:
+    """The int8 output layer the engine serves against float32, on the same test windows.
+
+    Features come from the float network in batches; each window's last row
+    then goes through both output layers (the int8 one row by row, as served).
+    """
+    from input_method.checkpoint import load_model
+    from input_method.dataset import WindowDataset
+    from input_method.model import align_left
+    from input_method.serving import ServingModel
+
+    model, vocab, payload = load_model(model_dir, "cpu")
+    serving = ServingModel(model)
+    if not serving.int8_output:
+        return {"int8_output": False}
+    test = WindowDataset.from_split(data_dir, "test", int(payload["context_size"]), len(vocab),
+                                    windows)
+    never = torch.tensor(vocab.special_ids)
+    totals = {name: [0, 0, 0.0] for name in ("float32", "int8")}  # hit@1, hit@5, -log p
+    with torch.inference_mode():
+        for inputs, targets in test.batches(1000):
+            aligned, lengths = align_left(inputs, vocab.pad_id)
+            features, _ = model.features(aligned)  # (batch, context, hidden)
+            last = features[torch.arange(len(lengths)), lengths - 1]  # (batch, hidden)
+            for name, logits in (("float32", model.logits(last)), ("int8", serving.logits(last))):
+                log_probs = torch.log_softmax(logits.float(), -1)
+                totals[name][2] -= log_probs.gather(1, targets[:, None]).sum().item()
+                log_probs[:, never] = -float("inf")
+                top = log_probs.topk(5).indices  # (batch, 5)
+                totals[name][0] += (top[:, 0] == targets).sum().item()
+                totals[name][1] += (top == targets[:, None]).any(1).sum().item()
+    result: dict[str, Any] = {"int8_output": True, "int8_quality_windows": len(test)}
+    for name, (hit1, hit5, nll) in totals.items():
+        result[f"{name}_test_hit@1"] = round(hit1 / len(test), 4)
+        result[f"{name}_test_hit@5"] = round(hit5 / len(test), 4)
+        result[f"{name}_test_perplexity"] = round(math.exp(nll / len(test)), 1)
+    return result
+
+
 def preprocessing(texts: int = 6000) -> dict[str, Any]:
     """Segmentation speed, all cores against one process, on the same texts."""
     sample = [t for _, t in zip(range(texts), read_corpus(()), strict=False)]
@@ -164,6 +205,7 @@ def bench(model_dir: Path | str = DEFAULT_MODEL_DIR, data_dir: Path | str = "dat
     result: dict[str, Any] = {}
     threads = torch.get_num_threads()
     result.update(latency(Path(model_dir), Path(data_dir)))
+    result.update(int8_quality(Path(model_dir), Path(data_dir)))
     torch.set_num_threads(threads)  # training below uses every core again
     result.update(preprocessing())
     if not skip_training:

@@ -23,6 +23,7 @@ from input_method.learn import UserModel
 from input_method.model import NextWordModel, State
 from input_method.pinyin import PinyinIndex, normalize_typed
 from input_method.segment import Segmenter, current_sentence
+from input_method.serving import ServingModel
 from input_method.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ class Predictor:
 
     def __init__(self, model: NextWordModel, vocab: Vocab, context_size: int,
                  segmenter: Segmenter | None = None, name: str = "",
-                 user_model: UserModel | None = None) -> None:
-        self.model = model.eval()
+                 user_model: UserModel | None = None, int8_output: bool = True) -> None:
+        # The network as the engine runs it (serving.py): step-wise cells and,
+        # unless int8_output=False, an int8 output layer.
+        self.model = ServingModel(model, int8_output)
         self.vocab = vocab
         self.context_size = context_size
         self.segmenter = segmenter or Segmenter()
@@ -51,7 +54,7 @@ class Predictor:
     @classmethod
     def load(cls, model_dir: Path | str | None = None, user_dict: str | None = None,
              history: Path | str | None = None, learning: bool = True,
-             threads: int | None = None) -> Predictor:
+             threads: int | None = None, int8_output: bool = True) -> Predictor:
         """Load a model directory (or checkpoint file); no argument means the default model.
 
         ``history``: a file where :meth:`learn` keeps the user's word counts
@@ -59,6 +62,7 @@ class Predictor:
         learning stays in memory. ``learning=False`` is incognito: nothing is
         learned or written. ``threads``: torch threads for this process; one is
         fastest for one prediction at a time (no waiting on a busy second core).
+        ``int8_output=False`` serves the output layer in float32 (see serving.py).
         """
         if threads is not None:
             torch.set_num_threads(threads)
@@ -67,7 +71,7 @@ class Predictor:
         name = path.name if path.is_dir() else path.parent.name
         user = UserModel(vocab, Path(history) if history is not None else None, learning)
         segmenter = Segmenter(user_dict, str(payload.get("unit", "word")))
-        return cls(model, vocab, int(payload["context_size"]), segmenter, name, user)
+        return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output)
 
     def learn(self, text: str) -> None:
         """Learn the user's word pairs from ``text`` (nothing when learning is off)."""

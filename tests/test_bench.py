@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from input_method.bench import latency, preprocessing, training
+from input_method.bench import int8_quality, latency, preprocessing, training
 
 
 def test_latency_figures_come_from_real_calls(tiny_model_dir, processed_dir):
@@ -27,3 +27,12 @@ def test_preprocessing_compares_one_process_with_all_cores():
     """The speed-up is the ratio of the two timings on the same texts."""
     result = preprocessing(texts=40)
     assert result["preprocess_speedup"] > 0 and result["preprocess_workers"] >= 1
+
+
+def test_int8_quality_scores_both_output_layers_on_the_same_windows(tiny_model_dir, processed_dir):
+    """Float32 and the served int8 layer are scored on the same test windows."""
+    result = int8_quality(tiny_model_dir, processed_dir, windows=50)
+    assert result["int8_output"] and 0 < result["int8_quality_windows"] <= 50
+    for name in ("float32", "int8"):
+        assert 0 <= result[f"{name}_test_hit@1"] <= result[f"{name}_test_hit@5"] <= 1
+        assert result[f"{name}_test_perplexity"] > 1
