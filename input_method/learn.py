@@ -24,8 +24,11 @@ network can suggest get user probability.
 λ = 0.5 was chosen on newspaper-model-on-reviews replays (``scripts/
 feature_checks.py domain``): hit@5 rose with λ up to 0.5 and was flat to 0.6.
 
-Counts persist as JSON, written atomically, bounded to ``max_entries``
-bigrams (the rarest are dropped first). ``learning=False`` (incognito)
+The user's most recent sentences (at most ``max_words`` words) are kept too,
+for :func:`adapt.adapt` to fine-tune the network on.
+
+Counts and sentences persist as JSON, written atomically, bounded to
+``max_entries`` bigrams (the rarest are dropped first) and ``max_words``. ``learning=False`` (incognito)
 learns and writes nothing. A corrupted file is set aside with a warning.
 """
 
@@ -34,13 +37,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import torch
 
 from input_method.atomic import atomic_write_text
-from input_method.config import START_TOKEN
+from input_method.config import START_TOKEN, AdaptConfig
 from input_method.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,8 @@ log = logging.getLogger(__name__)
 BLEND = 0.5  # λ once the user model holds anything
 BACKOFF = 2.0  # β: pseudo-counts of the unigram in each bigram distribution
 EVIDENCE = 500  # n0: words learned at which the user's unigrams count half
-FORMAT_VERSION = 2  # 2: counts by word (1 counted vocabulary ids)
+FORMAT_VERSION = 3  # 3: with recent sentences; 2: counts by word only; 1: vocabulary ids
+READABLE_VERSIONS = (2, 3)
 
 
 def default_history_path() -> Path:
@@ -61,13 +65,16 @@ class UserModel:
     """Counts of the user's words; an empty one changes nothing."""
 
     def __init__(self, vocab: Vocab, path: Path | None = None, learning: bool = True,
-                 max_entries: int = 50_000) -> None:
+                 max_entries: int = 50_000, max_words: int = AdaptConfig.max_words) -> None:
         self.vocab = vocab
         self.path = path
         self.learning = learning
         self.max_entries = max_entries
+        self.max_words = max_words
         self.bigrams: Counter[tuple[str, str]] = Counter()
         self.unigrams: Counter[str] = Counter()
+        self.sentences: deque[list[str]] = deque()  # the most recent, oldest first
+        self._sentence_words = 0
         # Everything blend() needs, computed once per learn() rather than per key press:
         # g, g·P_uni over the vocabulary (None: nothing learned), and for each previous
         # word v: (follower ids, c(v w) / (c(v) + β), β / (c(v) + β), m).
@@ -83,11 +90,12 @@ class UserModel:
     def _read(self, path: Path) -> None:
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
-            if payload.get("version") != FORMAT_VERSION:
+            if payload.get("version") not in READABLE_VERSIONS:
                 raise ValueError(f"history format {payload.get('version', 1)}, "
                                  f"not {FORMAT_VERSION}")
             bigrams = Counter({(str(a), str(b)): int(c) for a, b, c in payload["bigrams"]})
             unigrams = Counter({str(w): int(c) for w, c in payload["unigrams"]})
+            sentences = [[str(w) for w in words] for words in payload.get("sentences", [])]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             aside = path.with_name(path.name + ".corrupt")
             os.replace(path, aside)
@@ -95,6 +103,7 @@ class UserModel:
                         path, exc, aside)
             return
         self.bigrams, self.unigrams = bigrams, unigrams
+        self._keep(sentences)
         self._reindex()
 
     def _reindex(self) -> None:
@@ -128,10 +137,20 @@ class UserModel:
         for words in sentences:
             self.unigrams.update(words)
             self.bigrams.update(zip([START_TOKEN, *words], words, strict=False))
+        self._keep(sentences)
         if len(self.bigrams) > self.max_entries:
             self.bigrams = Counter(dict(self.bigrams.most_common(self.max_entries)))
         self._reindex()
         self.save()
+
+    def _keep(self, sentences: list[list[str]]) -> None:
+        """Append sentences, dropping the oldest beyond ``max_words`` words."""
+        for words in sentences:
+            if words:
+                self.sentences.append(list(words))
+                self._sentence_words += len(words)
+        while self._sentence_words > self.max_words and self.sentences:
+            self._sentence_words -= len(self.sentences.popleft())
 
     def save(self) -> None:
         """Write the counts atomically (only while learning, and only with a path)."""
@@ -139,13 +158,16 @@ class UserModel:
             return
         payload = {"version": FORMAT_VERSION,
                    "bigrams": [[a, b, c] for (a, b), c in self.bigrams.items()],
-                   "unigrams": [[w, c] for w, c in self.unigrams.items()]}
+                   "unigrams": [[w, c] for w, c in self.unigrams.items()],
+                   "sentences": list(self.sentences)}
         atomic_write_text(self.path, json.dumps(payload, ensure_ascii=False))
 
     def forget(self) -> None:
         """Drop everything learned, on disk too."""
         self.bigrams.clear()
         self.unigrams.clear()
+        self.sentences.clear()
+        self._sentence_words = 0
         self._reindex()
         if self.path is not None and self.path.exists():
             self.path.unlink()

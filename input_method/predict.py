@@ -13,11 +13,13 @@ import functools
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from input_method.adapt import adapt, load_adapted, save_adapted, weights_fingerprint
 from input_method.checkpoint import load_model
-from input_method.config import DEFAULT_MODEL_DIR
+from input_method.config import DEFAULT_MODEL_DIR, AdaptConfig
 from input_method.corpus import clean_text
 from input_method.learn import UserModel
 from input_method.model import NextWordModel, State
@@ -41,6 +43,8 @@ class Predictor:
     def __init__(self, model: NextWordModel, vocab: Vocab, context_size: int,
                  segmenter: Segmenter | None = None, name: str = "",
                  user_model: UserModel | None = None, int8_output: bool = True) -> None:
+        self.base_model = model.eval()  # never changed; adapt() fine-tunes a copy
+        self._int8_output = int8_output
         # The network as the engine runs it (serving.py): step-wise cells and,
         # unless int8_output=False, an int8 output layer.
         self.model = ServingModel(model, int8_output)
@@ -50,6 +54,17 @@ class Predictor:
         self.name = name
         self.user_model = user_model if user_model is not None else UserModel(vocab, learning=False)
         self._never = torch.tensor(vocab.special_ids)
+        self.adapted = False
+        if self._adapted_path is not None and self._adapted_path.is_file():
+            adapted = load_adapted(self._adapted_path, model, weights_fingerprint(model))
+            if adapted is not None:
+                self.model, self.adapted = ServingModel(adapted, int8_output), True
+
+    @property
+    def _adapted_path(self) -> Path | None:
+        """Where adapted weights live: beside the history file (none without one)."""
+        path = self.user_model.path
+        return path.with_name(path.stem + ".adapted.pt") if path is not None else None
 
     @classmethod
     def load(cls, model_dir: Path | str | None = None, user_dict: str | None = None,
@@ -80,9 +95,33 @@ class Predictor:
         sentences = self.segmenter.sentences(clean_text(text))
         self.user_model.learn(sentences)
 
+    def adapt(self, config: AdaptConfig | None = None) -> dict[str, Any]:
+        """Fine-tune the network on the sentences learned so far (adapt.py), and use it.
+
+        Starts from the base weights each time. Takes seconds (about N s for
+        12,000 words on one core): call it from a background thread in a GUI; the swap to
+        the adapted network is one assignment, and sessions notice it. Does
+        nothing when learning is off or nothing was learned.
+        """
+        config = config or AdaptConfig()
+        sentences = list(self.user_model.sentences)
+        if not self.user_model.learning or not sentences:
+            return {"pieces": 0, "targets": 0, "seconds": 0.0}
+        ids = [[self.vocab.start_id, *self.vocab.encode(words)] for words in sentences]
+        adapted, stats = adapt(self.base_model, ids, self.context_size, self.vocab.pad_id, config)
+        self.model, self.adapted = ServingModel(adapted, self._int8_output), True
+        if self._adapted_path is not None:
+            save_adapted(self._adapted_path, adapted, weights_fingerprint(self.base_model),
+                         stats, config)
+        return stats
+
     def forget(self) -> None:
-        """Clear everything learned from the user, on disk too."""
+        """Clear everything learned from the user, on disk too, and drop any adaptation."""
         self.user_model.forget()
+        if self.adapted:
+            self.model, self.adapted = ServingModel(self.base_model, self._int8_output), False
+        if self._adapted_path is not None:
+            self._adapted_path.unlink(missing_ok=True)
 
     @property
     def learning(self) -> bool:
@@ -241,6 +280,7 @@ class TypingSession:
         self.predictor = predictor
         self._ids: list[int] = []
         self._states: list[State | None] = []  # None: inside a run, not kept
+        self._model = predictor.model  # the network the states came from
 
     def reset(self) -> None:
         """Forget the cached context."""
@@ -249,6 +289,10 @@ class TypingSession:
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
         _check_top_k(top_k)
+        model = self.predictor.model  # read once: adapt() may swap it from another thread
+        if model is not self._model:  # adapted or forgotten since: the states are stale
+            self.reset()
+            self._model = model
         ids, previous = self.predictor._context(prefix)
         common = 0
         for cached, new in zip(self._ids, ids, strict=False):
@@ -265,11 +309,11 @@ class TypingSession:
         state = self._states[-1] if self._states else None
         new_ids = ids[start:]
         with torch.inference_mode():
-            features, state = self.predictor.model.features(torch.tensor([new_ids]), state)
+            features, state = model.features(torch.tensor([new_ids]), state)
             self._ids.extend(new_ids)  # features: (1, new words, hidden)
             self._states.extend([None] * (len(new_ids) - 1) + [state])
             log_probs = torch.log_softmax(
-                self.predictor.model.logits(features[:, -1])[0].float(), -1)  # (V,)
+                model.logits(features[:, -1])[0].float(), -1)  # (V,)
             log_probs = self.predictor.user_model.blend(log_probs, previous)
         return self.predictor.top_words(log_probs, top_k, pinyin)
 

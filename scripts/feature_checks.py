@@ -11,7 +11,8 @@
 ``domain``  a model trained on the newspaper half, scored on product reviews (a
             domain it never saw): hit@5 on words with a Han character and the
             share of their characters covered by top-5 hits; then again after
-            ``learn()`` on other reviews.
+            ``learn()`` on other reviews (the count model), after ``adapt()``
+            (the network fine-tuned on them too), and after ``forget()``.
 """
 
 from __future__ import annotations
@@ -121,10 +122,15 @@ def domain(model: str, texts: int, seed: int, history: str) -> dict:
     for text in learn:
         predictor.learn(text)
     after = _score(predictor, test)
+    adapt_stats = predictor.adapt()  # fine-tune the network on the learned sentences too
+    adapted = _score(predictor, test)
     predictor.forget()
+    restored = _score(predictor, test)
     return {"learned_texts": len(learn), "test_texts": len(test), "constant_list": constant,
-            "before": before, "after": after,
-            "hit@5_gain_points": round(100 * (after["hit@5"] - before["hit@5"]), 2)}
+            "before": before, "after_counts": after, "after_counts_and_adapt": adapted,
+            "adapt": adapt_stats, "after_forget": restored,
+            "hit@5_gain_points_counts": round(100 * (after["hit@5"] - before["hit@5"]), 2),
+            "hit@5_gain_points": round(100 * (adapted["hit@5"] - before["hit@5"]), 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
