@@ -23,6 +23,10 @@ class SuggestionEngine(Protocol):
         """Clear everything learned."""
         ...
 
+    def adapt(self) -> dict:
+        """Fine-tune the model on what was learned (seconds); what it did (``targets``: words)."""
+        ...
+
     def predict(self, prefix: str, top_k: int = 5,
                 pinyin: str | None = None) -> list[tuple[str, float]]:
         """The ``top_k`` most likely next words after ``prefix``, best first.

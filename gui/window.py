@@ -1,7 +1,8 @@
 """The main window: a text editor, a bar of numbered suggestions, a status bar.
 
 A sentence finished with 。！？ is handed to the engine to learn from (unless
-learning is off: incognito). Latin letters typed right after Chinese are pinyin: they filter the bar, and
+learning is off: incognito); Learning → Adapt fine-tunes the model on what it
+learned, on the worker thread. Latin letters typed right after Chinese are pinyin: they filter the bar, and
 accepting a word replaces them. Keys never steal typing: digits and space type as usual; Alt+1…Alt+9 accept
 suggestion n, Tab the first, Esc hides the bar until the next word; a click
 accepts too. Predictions run on a worker thread; while one runs, only the
@@ -107,6 +108,7 @@ class PredictionWorker(QObject):
 
     finished = pyqtSignal(int, list, float)  # request id, suggestions, milliseconds
     failed = pyqtSignal(int, str)
+    adapted = pyqtSignal(str)  # a line for the status bar
 
     def __init__(self, engine: SuggestionEngine | None) -> None:
         super().__init__()
@@ -122,6 +124,25 @@ class PredictionWorker(QObject):
             engine.learn(text)
         except Exception:  # noqa: BLE001 - learning must never break typing
             log.exception("learning failed")
+
+    @pyqtSlot()
+    def adapt(self) -> None:
+        """Fine-tune the engine's network on what it learned (seconds; predictions wait)."""
+        engine = self.engine
+        if engine is None or not getattr(engine, "learning", False):
+            self.adapted.emit("Learning is off: nothing to adapt to.")
+            return
+        try:
+            stats = engine.adapt()
+        except Exception as exc:  # noqa: BLE001 - a GUI must survive any engine failure
+            log.exception("adaptation failed")
+            self.adapted.emit(f"Adaptation failed: {exc}")
+            return
+        if not stats.get("targets"):
+            self.adapted.emit("Nothing learned yet: finish a few sentences with 。 first.")
+        else:
+            self.adapted.emit(f"Adapted to {stats['targets']:,} words of your writing "
+                              f"in {stats.get('seconds', 0):.1f} s.")
 
     @pyqtSlot(int, str, str, int)
     def run(self, request_id: int, prefix: str, pinyin: str, top_k: int) -> None:
@@ -144,6 +165,7 @@ class MainWindow(QMainWindow):
 
     predictionRequested = pyqtSignal(int, str, str, int)  # noqa: N815 - to the worker thread
     learnRequested = pyqtSignal(str)  # noqa: N815 - to the worker thread
+    adaptRequested = pyqtSignal()  # noqa: N815 - to the worker thread
     suggestionsShown = pyqtSignal(list)  # noqa: N815 - after the bar shows a fresh result
 
     def __init__(self, engine: SuggestionEngine | None, error: str | None = None,
@@ -186,6 +208,8 @@ class MainWindow(QMainWindow):
         self._worker.moveToThread(self._thread)
         self.predictionRequested.connect(self._worker.run)
         self.learnRequested.connect(self._worker.learn)
+        self.adaptRequested.connect(self._worker.adapt)
+        self._worker.adapted.connect(self._on_adapted)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._thread.start()
@@ -234,6 +258,9 @@ class MainWindow(QMainWindow):
         self.learn_action = QAction("&Learn from my typing (off: incognito)", self, checkable=True)
         self.learn_action.toggled.connect(self._set_learning)
         learning_menu.addAction(self.learn_action)
+        adapt_action = QAction("&Adapt the model to my writing now", self)
+        adapt_action.triggered.connect(self.adapt)
+        learning_menu.addAction(adapt_action)
         forget_action = QAction("&Clear learned history", self)
         forget_action.triggered.connect(self.forget)
         learning_menu.addAction(forget_action)
@@ -291,6 +318,21 @@ class MainWindow(QMainWindow):
     def _set_learning(self, on: bool) -> None:
         if self._engine is not None:
             self._engine.learning = on
+
+    def adapt(self) -> None:
+        """Fine-tune the engine on the sentences it learned, on the worker thread."""
+        if self._engine is None:
+            return
+        status = self.statusBar()
+        assert status is not None
+        status.showMessage("Adapting the model to your writing… (suggestions pause meanwhile)")
+        self.adaptRequested.emit()
+
+    def _on_adapted(self, message: str) -> None:
+        status = self.statusBar()
+        assert status is not None
+        status.showMessage(message, 10_000)
+        self.request_suggestions()  # from the adapted network
 
     def forget(self) -> None:
         """Clear what the engine learned from the user."""

@@ -22,12 +22,17 @@ class FakeEngine:
         self.learned: list[str] = []
         self.learning = True
         self.forgotten = 0
+        self.adaptations = 0
 
     def learn(self, text: str) -> None:
         self.learned.append(text)
 
     def forget(self) -> None:
         self.forgotten += 1
+
+    def adapt(self) -> dict:
+        self.adaptations += 1
+        return {"targets": 1234, "seconds": 2.5}
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[tuple[str, float]]:
         self.prefixes.append(prefix)
@@ -240,3 +245,17 @@ def test_finished_sentences_are_learned_unless_incognito(qtbot):
     assert engine.learned == ["我今天去北京。"]
     window.forget()
     assert engine.forgotten == 1
+
+
+def test_adapt_runs_on_the_worker_and_reports_in_the_status_bar(qtbot):
+    """Learning → Adapt calls engine.adapt() off the GUI thread; the result shows; incognito skips it."""
+    engine = FakeEngine()
+    window = _window(qtbot, engine)
+    with qtbot.waitSignal(window._worker.adapted, timeout=2000) as blocker:
+        window.adapt()
+    assert engine.adaptations == 1 and "1,234 words" in blocker.args[0]
+    assert "1,234 words" in window.statusBar().currentMessage()
+    window.learn_action.setChecked(False)
+    with qtbot.waitSignal(window._worker.adapted, timeout=2000) as blocker:
+        window.adapt()
+    assert engine.adaptations == 1 and "off" in blocker.args[0]
