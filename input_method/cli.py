@@ -1,4 +1,4 @@
-"""The ``ime`` command: process, train, evaluate, predict.
+"""The ``ime`` command: process, train, evaluate, predict, learn, export, bench, gui.
 
 Every flag defaults to None and only the flags a user gives are applied over
 the config dataclass defaults (see ``input_method.config``). Expected
@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gui.options import add_arguments as add_gui_arguments
 from input_method.config import (
@@ -27,7 +28,7 @@ from input_method.config import (
     TrainConfig,
     override,
 )
-from input_method.errors import InputMethodError
+from input_method.errors import CorpusError, InputMethodError
 
 log = logging.getLogger("input_method")
 
@@ -112,6 +113,30 @@ def _predict(args: argparse.Namespace) -> int:
         if prefix.strip() in {"quit", "exit", "q"}:
             return 0
         _print_suggestions(prefix, predictor.predict(prefix, top_k))
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from input_method.corpus import read_texts
+    from input_method.learn import default_history_path
+    from input_method.predict import Predictor
+
+    history = Path(args.history) if args.history else default_history_path()
+    predictor = Predictor.load(args.model, history=history)
+    if args.forget:
+        predictor.forget()
+        print(f"cleared what was learned ({history})")
+        return 0
+    if not args.files:
+        raise CorpusError("give text files to learn from (or --forget)")
+    for name in args.files:
+        if not Path(name).is_file():
+            raise CorpusError(f"no such file: {name}")
+    words = predictor.learn_texts(text for name in args.files for text in read_texts(Path(name)))
+    print(f"learned {words:,} words into {history}")
+    if not args.no_adapt:
+        stats = predictor.adapt()
+        print(f"adapted the network on {stats['targets']:,} recent words in {stats['seconds']} s")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -235,6 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="model directory or checkpoint (default: models/default)")
     q.add_argument("--top-k", type=int, help="how many suggestions (default: 5)")
     q.set_defaults(handler=_predict)
+
+    n = sub.add_parser("learn", help="learn from your own texts (and adapt the network)",
+                       description="Count the word pairs of FILES into your history (what the "
+                       "GUI learns as you type), then fine-tune a copy of the network on your "
+                       "recent sentences. Both are used by `ime gui` and Predictor.load(history=...).")
+    n.add_argument("files", nargs="*", help="text files (one text per line, or a corpus format)")
+    n.add_argument("--model", help="model directory or checkpoint (default: models/default)")
+    n.add_argument("--history", help="history file (default: ~/.local/share/input_method/"
+                   "history.json)")
+    n.add_argument("--no-adapt", action="store_true", help="count only; do not fine-tune")
+    n.add_argument("--forget", action="store_true", help="clear the history and adaptation")
+    n.set_defaults(handler=_learn)
 
     x = sub.add_parser("export", help="write a small shippable copy of a model",
                        description="Copy a trained model with int8 weights (one scale per row) and "

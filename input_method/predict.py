@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,16 @@ class Predictor:
 
     def learn(self, text: str) -> None:
         """Learn the user's word pairs from ``text`` (nothing when learning is off)."""
+        self.learn_texts([text])
+
+    def learn_texts(self, texts: Iterable[str]) -> int:
+        """Learn many texts with one write of the history; return the words learned."""
         if not self.user_model.learning:
-            return
-        sentences = self.segmenter.sentences(clean_text(text))
+            return 0
+        sentences = [words for text in texts
+                     for words in self.segmenter.sentences(clean_text(text))]
         self.user_model.learn(sentences)
+        return sum(len(words) for words in sentences)
 
     def adapt(self, config: AdaptConfig | None = None) -> dict[str, Any]:
         """Fine-tune the network on the sentences learned so far (adapt.py), and use it.

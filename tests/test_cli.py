@@ -72,3 +72,19 @@ def test_missing_model_is_one_line_on_stderr(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "none"), "我"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ime train" in err[0]
+
+
+def test_learn_counts_adapts_and_forgets_from_the_cli(tiny_model_dir, tmp_path, capsys):
+    """`ime learn FILES` writes the history and adapted weights; `--forget` removes both."""
+    texts = tmp_path / "mine.txt"
+    texts.write_text("我喜欢物流。\n我今天去北京。\n", encoding="utf-8")
+    history = tmp_path / "user" / "history.json"
+    args = ["--model", str(tiny_model_dir), "--history", str(history)]
+    assert main(["learn", str(texts), *args]) == 0
+    out = capsys.readouterr().out
+    assert "learned" in out and "adapted the network" in out
+    assert history.is_file() and history.with_name("history.adapted.pt").is_file()
+    assert main(["learn", "--forget", *args]) == 0
+    assert not history.exists() and not history.with_name("history.adapted.pt").exists()
+    assert main(["learn", str(tmp_path / "missing.txt"), *args]) == 1
+    assert "no such file" in capsys.readouterr().err
