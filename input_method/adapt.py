@@ -8,7 +8,8 @@ product reviews learned, 500 others replayed) — see the README's learning
 section for the figures.
 
     user sentences ──<s> + word ids──> pieces of context_size + 1 ids
-    (dataset.cut_pieces: loss at every word) ──a few epochs of Adam──> adapted copy
+    (dataset.cut_pieces: loss at every word) ──a few epochs of Adam──> fine-tuned copy
+    ──base + interpolation × (fine-tuned − base)──> adapted copy
 
 Adaptation always starts from the base weights, never from the previous
 adaptation, so adapting again on a longer history does not compound; the base
@@ -80,6 +81,9 @@ def adapt(model: NextWordModel, sentences: Sequence[Sequence[int]], context_size
             loss.backward()
             torch.nn.utils.clip_grad_norm_(adapted.parameters(), config.grad_clip)
             optimizer.step()
+    with torch.no_grad():
+        for tuned, base in zip(adapted.parameters(), model.parameters(), strict=True):
+            tuned.copy_(base + config.interpolation * (tuned - base))
     stats = {"pieces": len(pieces), "targets": int((targets != pad_id).sum()),
              "epochs": config.epochs, "seconds": round(time.perf_counter() - started, 2)}
     log.info("adapted the network on %d words in %.1f s", stats["targets"], stats["seconds"])

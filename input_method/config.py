@@ -113,15 +113,21 @@ class TrainConfig:
 class AdaptConfig:
     """Fine-tuning the network on the user's own sentences (adapt.py).
 
-    Chosen on newspaper-model-on-reviews replays, seed 0 (``scripts/
-    feature_checks.py domain``): at 3e-3 the gain peaked after 3 epochs; at
-    1e-3 it needed 6 for less.
+    Chosen on newspaper-model-on-reviews replays, seed 0 only (``scripts/
+    feature_checks.py domain``; seeds 1 and 2 check it): hit@5 after learning
+    500 reviews was 0.1930 with 3 epochs at 3e-3 in batches of 32 (count
+    blend λ 0.5), 0.1964 with λ 0.2-0.3, 0.1975 with 4 epochs at 2e-3 in
+    batches of 16, 0.1981 with that run's weights taken three quarters of the
+    way from the base (``interpolation``); 5-6 epochs or 1.25 were worse.
     """
 
-    epochs: int = 3
-    learning_rate: float = 3e-3
-    batch_size: int = 32  # pieces of context_size + 1 words
+    epochs: int = 4
+    learning_rate: float = 2e-3
+    batch_size: int = 16  # pieces of context_size + 1 words
     grad_clip: float = 1.0
+    # The served weights: base + interpolation × (fine-tuned − base). Below 1 keeps
+    # part of what the base knew (weight-space ensembling, as in WiSE-FT).
+    interpolation: float = 0.75
     seed: int = 0
     max_words: int = 100_000  # the most recent words kept for adaptation
 

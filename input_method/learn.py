@@ -7,6 +7,8 @@ mix it with the network:
     U(w | v) = c(v w) / (c(v) + β)  +  β / (c(v) + β) · g · P_uni(w)
     m = Σ_w U(w | v),  g = n / (n + n0)        (λ = 0.5, β = 2, n0 = 500)
 
+λ is 0.2 while the predictor serves a network adapted to the same sentences.
+
 ``n`` is the number of words learned. With a long history (g near 1) this
 is the usual interpolated cache, ``(1 - λ) P_network + λ P_user(w | v)``. With
 a short one the unigram part, which would otherwise put the few words learned
@@ -22,7 +24,8 @@ survives retraining the model with another vocabulary. Only words the
 network can suggest get user probability.
 
 λ = 0.5 was chosen on newspaper-model-on-reviews replays (``scripts/
-feature_checks.py domain``): hit@5 rose with λ up to 0.5 and was flat to 0.6.
+feature_checks.py domain``, seed 0): hit@5 rose with λ up to 0.5 and was flat
+to 0.6; after adaptation 0.2-0.3 was best (0.5: 0.1930, 0.3: 0.1964, 0.2: 0.1962).
 
 The user's most recent sentences (at most ``max_words`` words) are kept too,
 for :func:`adapt.adapt` to fine-tune the network on.
@@ -49,6 +52,9 @@ from input_method.vocab import Vocab
 log = logging.getLogger(__name__)
 
 BLEND = 0.5  # λ once the user model holds anything
+# λ once the network itself was fine-tuned on the same sentences (adapt.py): it
+# already carries most of what the counts would add, so the counts weigh less.
+ADAPTED_BLEND = 0.2
 BACKOFF = 2.0  # β: pseudo-counts of the unigram in each bigram distribution
 EVIDENCE = 500  # n0: words learned at which the user's unigrams count half
 FORMAT_VERSION = 3  # 3: with recent sentences; 2: counts by word only; 1: vocabulary ids
@@ -75,6 +81,7 @@ class UserModel:
         self.unigrams: Counter[str] = Counter()
         self.sentences: deque[list[str]] = deque()  # the most recent, oldest first
         self._sentence_words = 0
+        self.weight = BLEND  # λ; the predictor sets ADAPTED_BLEND while it serves an adapted network
         # Everything blend() needs, computed once per learn() rather than per key press:
         # g, g·P_uni over the vocabulary (None: nothing learned), and for each previous
         # word v: (follower ids, c(v w) / (c(v) + β), β / (c(v) + β), m).
@@ -182,5 +189,6 @@ class UserModel:
         if followers is not None:
             index, shares, backoff, mass = followers
             user = (user * backoff).index_add(0, index, shares)
-        mixed = (1 - BLEND * mass) * log_probs.exp() + BLEND * user
+        weight = self.weight
+        mixed = (1 - weight * mass) * log_probs.exp() + weight * user
         return mixed.clamp(min=1e-30).log()

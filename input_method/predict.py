@@ -22,7 +22,7 @@ from input_method.adapt import adapt, load_adapted, save_adapted, weights_finger
 from input_method.checkpoint import load_model
 from input_method.config import DEFAULT_MODEL_DIR, AdaptConfig
 from input_method.corpus import clean_text
-from input_method.learn import UserModel
+from input_method.learn import ADAPTED_BLEND, BLEND, UserModel
 from input_method.model import NextWordModel, State
 from input_method.pinyin import PinyinIndex, normalize_typed
 from input_method.segment import Segmenter, current_sentence
@@ -59,7 +59,12 @@ class Predictor:
         if self._adapted_path is not None and self._adapted_path.is_file():
             adapted = load_adapted(self._adapted_path, model, weights_fingerprint(model))
             if adapted is not None:
-                self.model, self.adapted = ServingModel(adapted, int8_output), True
+                self._serve(adapted, adapted=True)
+
+    def _serve(self, network: NextWordModel, adapted: bool) -> None:
+        """Switch the network suggestions come from (sessions notice and start over)."""
+        self.user_model.weight = ADAPTED_BLEND if adapted else BLEND
+        self.model, self.adapted = ServingModel(network, self._int8_output), adapted
 
     @property
     def _adapted_path(self) -> Path | None:
@@ -116,7 +121,7 @@ class Predictor:
             return {"pieces": 0, "targets": 0, "seconds": 0.0}
         ids = [[self.vocab.start_id, *self.vocab.encode(words)] for words in sentences]
         adapted, stats = adapt(self.base_model, ids, self.context_size, self.vocab.pad_id, config)
-        self.model, self.adapted = ServingModel(adapted, self._int8_output), True
+        self._serve(adapted, adapted=True)
         if self._adapted_path is not None:
             save_adapted(self._adapted_path, adapted, weights_fingerprint(self.base_model),
                          stats, config)
@@ -126,7 +131,7 @@ class Predictor:
         """Clear everything learned from the user, on disk too, and drop any adaptation."""
         self.user_model.forget()
         if self.adapted:
-            self.model, self.adapted = ServingModel(self.base_model, self._int8_output), False
+            self._serve(self.base_model, adapted=False)
         if self._adapted_path is not None:
             self._adapted_path.unlink(missing_ok=True)
 
