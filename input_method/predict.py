@@ -110,10 +110,10 @@ class Predictor:
     def adapt(self, config: AdaptConfig | None = None) -> dict[str, Any]:
         """Fine-tune the network on the sentences learned so far (adapt.py), and use it.
 
-        Starts from the base weights each time. Takes seconds (about N s for
-        12,000 words on one core): call it from a background thread in a GUI; the swap to
-        the adapted network is one assignment, and sessions notice it. Does
-        nothing when learning is off or nothing was learned.
+        Starts from the base weights each time. Takes seconds to a minute
+        (23,000 words: 45-57 s on one shared core): call it from a background
+        thread in a GUI; the swap to the adapted network is one assignment, and
+        sessions notice it. Does nothing when learning is off or nothing was learned.
         """
         config = config or AdaptConfig()
         sentences = list(self.user_model.sentences)
