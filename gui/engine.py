@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Protocol
 
 # Latin letters at the end of the text, right after Chinese (or alone): pinyin being typed.
@@ -23,8 +24,11 @@ class SuggestionEngine(Protocol):
         """Clear everything learned."""
         ...
 
-    def adapt(self) -> dict:
-        """Fine-tune the model on what was learned (seconds); what it did (``targets``: words)."""
+    def adapt(self, config: None = None, stop: threading.Event | None = None) -> dict:
+        """Fine-tune the model on what was learned (up to a minute); ``targets``: words used.
+
+        Called on its own thread; setting ``stop`` ends it early, changing nothing.
+        """
         ...
 
     def predict(self, prefix: str, top_k: int = 5,

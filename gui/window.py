@@ -2,7 +2,8 @@
 
 A sentence finished with 。！？ is handed to the engine to learn from (unless
 learning is off: incognito); Learning → Adapt fine-tunes the model on what it
-learned, on the worker thread. Latin letters typed right after Chinese are pinyin: they filter the bar, and
+learned, on a thread of its own while suggestions go on. Latin letters typed
+right after Chinese are pinyin: they filter the bar, and
 accepting a word replaces them. Keys never steal typing: digits and space type as usual; Alt+1…Alt+9 accept
 suggestion n, Tab the first, Esc hides the bar until the next word; a click
 accepts too. Predictions run on a worker thread; while one runs, only the
@@ -12,6 +13,7 @@ newest request waits, and a result for text that has since changed is dropped.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -108,7 +110,6 @@ class PredictionWorker(QObject):
 
     finished = pyqtSignal(int, list, float)  # request id, suggestions, milliseconds
     failed = pyqtSignal(int, str)
-    adapted = pyqtSignal(str)  # a line for the status bar
 
     def __init__(self, engine: SuggestionEngine | None) -> None:
         super().__init__()
@@ -124,25 +125,6 @@ class PredictionWorker(QObject):
             engine.learn(text)
         except Exception:  # noqa: BLE001 - learning must never break typing
             log.exception("learning failed")
-
-    @pyqtSlot()
-    def adapt(self) -> None:
-        """Fine-tune the engine's network on what it learned (seconds; predictions wait)."""
-        engine = self.engine
-        if engine is None or not getattr(engine, "learning", False):
-            self.adapted.emit("Learning is off: nothing to adapt to.")
-            return
-        try:
-            stats = engine.adapt()
-        except Exception as exc:  # noqa: BLE001 - a GUI must survive any engine failure
-            log.exception("adaptation failed")
-            self.adapted.emit(f"Adaptation failed: {exc}")
-            return
-        if not stats.get("targets"):
-            self.adapted.emit("Nothing learned yet: finish a few sentences with 。 first.")
-        else:
-            self.adapted.emit(f"Adapted to {stats['targets']:,} words of your writing "
-                              f"in {stats.get('seconds', 0):.1f} s.")
 
     @pyqtSlot(int, str, str, int)
     def run(self, request_id: int, prefix: str, pinyin: str, top_k: int) -> None:
@@ -160,12 +142,44 @@ class PredictionWorker(QObject):
         self.finished.emit(request_id, suggestions, (time.perf_counter() - started) * 1000)
 
 
+class AdaptWorker(QObject):
+    """Runs ``engine.adapt`` on a thread of its own, so suggestions go on meanwhile."""
+
+    adapted = pyqtSignal(str)  # a line for the status bar
+
+    def __init__(self, engine: SuggestionEngine | None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.stop = threading.Event()  # set when the window closes
+
+    @pyqtSlot()
+    def adapt(self) -> None:
+        """Fine-tune the engine's network on what it learned (up to a minute)."""
+        engine = self.engine
+        if engine is None or not getattr(engine, "learning", False):
+            self.adapted.emit("Learning is off: nothing to adapt to.")
+            return
+        try:
+            stats = engine.adapt(stop=self.stop)
+        except Exception as exc:  # noqa: BLE001 - a GUI must survive any engine failure
+            log.exception("adaptation failed")
+            self.adapted.emit(f"Adaptation failed: {exc}")
+            return
+        if stats.get("stopped"):
+            self.adapted.emit("Adaptation stopped.")
+        elif not stats.get("targets"):
+            self.adapted.emit("Nothing learned yet: finish a few sentences with 。 first.")
+        else:
+            self.adapted.emit(f"Adapted to {stats['targets']:,} words of your writing "
+                              f"in {stats.get('seconds', 0):.1f} s.")
+
+
 class MainWindow(QMainWindow):
     """The suggestion box."""
 
     predictionRequested = pyqtSignal(int, str, str, int)  # noqa: N815 - to the worker thread
     learnRequested = pyqtSignal(str)  # noqa: N815 - to the worker thread
-    adaptRequested = pyqtSignal()  # noqa: N815 - to the worker thread
+    adaptRequested = pyqtSignal()  # noqa: N815 - to the adaptation thread
     suggestionsShown = pyqtSignal(list)  # noqa: N815 - after the bar shows a fresh result
 
     def __init__(self, engine: SuggestionEngine | None, error: str | None = None,
@@ -208,11 +222,15 @@ class MainWindow(QMainWindow):
         self._worker.moveToThread(self._thread)
         self.predictionRequested.connect(self._worker.run)
         self.learnRequested.connect(self._worker.learn)
-        self.adaptRequested.connect(self._worker.adapt)
-        self._worker.adapted.connect(self._on_adapted)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._thread.start()
+        self._adapt_thread = QThread(self)
+        self._adapter = AdaptWorker(engine)
+        self._adapter.moveToThread(self._adapt_thread)
+        self.adaptRequested.connect(self._adapter.adapt)
+        self._adapter.adapted.connect(self._on_adapted)
+        self._adapt_thread.start()
 
         self.editor.textChanged.connect(self._on_text_changed)
         self.editor.cursorPositionChanged.connect(self.request_suggestions)
@@ -285,6 +303,7 @@ class MainWindow(QMainWindow):
         """Use ``engine``; with none, show ``error`` where suggestions would be."""
         self._engine = engine
         self._worker.engine = engine
+        self._adapter.engine = engine
         if engine is None:
             self.bar.show_suggestions([], self.show_probabilities)
             self._set_shown(False)
@@ -325,7 +344,7 @@ class MainWindow(QMainWindow):
             return
         status = self.statusBar()
         assert status is not None
-        status.showMessage("Adapting the model to your writing… (suggestions pause meanwhile)")
+        status.showMessage("Adapting the model to your writing… (suggestions go on meanwhile)")
         self.adaptRequested.emit()
 
     def _on_adapted(self, message: str) -> None:
@@ -417,7 +436,9 @@ class MainWindow(QMainWindow):
         self._set_shown(False)
 
     def closeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
-        """Stop the worker thread before the window goes."""
-        self._thread.quit()
-        self._thread.wait(2000)
+        """Stop the worker threads before the window goes (an adaptation ends early)."""
+        self._adapter.stop.set()
+        for thread in (self._thread, self._adapt_thread):
+            thread.quit()
+            thread.wait(5000)
         super().closeEvent(event)

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import pickle
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -53,11 +54,12 @@ def weights_fingerprint(model: NextWordModel) -> str:
 
 
 def adapt(model: NextWordModel, sentences: Sequence[Sequence[int]], context_size: int,
-          pad_id: int, config: AdaptConfig | None = None,
-          ) -> tuple[NextWordModel, dict[str, Any]]:
+          pad_id: int, config: AdaptConfig | None = None, stop: threading.Event | None = None,
+          ) -> tuple[NextWordModel | None, dict[str, Any]]:
     """A fine-tuned copy of ``model`` (left unchanged) and what the run did.
 
-    ``sentences``: word ids, each starting with ``<s>``.
+    ``sentences``: word ids, each starting with ``<s>``. Setting ``stop`` (from
+    another thread) ends the run at the next batch with no model (None).
     """
     config = config or AdaptConfig()
     pieces = [piece for ids in sentences if len(ids) > 1
@@ -73,6 +75,10 @@ def adapt(model: NextWordModel, sentences: Sequence[Sequence[int]], context_size
     for _ in range(config.epochs):
         order = torch.randperm(len(pieces), generator=generator)
         for begin in range(0, len(order), config.batch_size):
+            if stop is not None and stop.is_set():
+                log.info("adaptation stopped")
+                return None, {"pieces": len(pieces), "targets": 0, "seconds": 0.0,
+                              "stopped": True}
             batch = order[begin:begin + config.batch_size]
             features, _ = adapted.features(inputs[batch])  # (batch, context, hidden)
             scored = targets[batch] != pad_id  # (batch, context)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -107,20 +108,25 @@ class Predictor:
         self.user_model.learn(sentences)
         return sum(len(words) for words in sentences)
 
-    def adapt(self, config: AdaptConfig | None = None) -> dict[str, Any]:
+    def adapt(self, config: AdaptConfig | None = None,
+              stop: threading.Event | None = None) -> dict[str, Any]:
         """Fine-tune the network on the sentences learned so far (adapt.py), and use it.
 
         Starts from the base weights each time. Takes seconds to a minute
         (23,000 words: 45-57 s on one shared core): call it from a background
         thread in a GUI; the swap to the adapted network is one assignment, and
-        sessions notice it. Does nothing when learning is off or nothing was learned.
+        sessions notice it. Does nothing when learning is off or nothing was
+        learned, and changes nothing when ``stop`` is set before it finishes.
         """
         config = config or AdaptConfig()
         sentences = list(self.user_model.sentences)
         if not self.user_model.learning or not sentences:
             return {"pieces": 0, "targets": 0, "seconds": 0.0}
         ids = [[self.vocab.start_id, *self.vocab.encode(words)] for words in sentences]
-        adapted, stats = adapt(self.base_model, ids, self.context_size, self.vocab.pad_id, config)
+        adapted, stats = adapt(self.base_model, ids, self.context_size, self.vocab.pad_id,
+                               config, stop)
+        if adapted is None:  # stopped
+            return stats
         self._serve(adapted, adapted=True)
         if self._adapted_path is not None:
             save_adapted(self._adapted_path, adapted, weights_fingerprint(self.base_model),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import torch
@@ -124,3 +125,15 @@ def test_fingerprint_tells_weights_apart(tiny_model_dir):
     with torch.no_grad():
         again.embedding.weight[3, 0] += 1e-3
     assert weights_fingerprint(model) != weights_fingerprint(again)
+
+
+def test_a_stopped_adaptation_changes_nothing(tiny_model_dir, history):
+    """Setting stop (as the GUI does when it closes) ends adapt() with no swap and no file."""
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    predictor.learn(TEXT)
+    before = predictor.predict("我喜欢", 5)
+    stop = threading.Event()
+    stop.set()
+    assert predictor.adapt(FAST, stop=stop)["stopped"]
+    assert not predictor.adapted and predictor.predict("我喜欢", 5) == before
+    assert not history.with_name("history.adapted.pt").exists()

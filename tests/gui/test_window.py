@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QInputMethodEvent, QTextCursor
@@ -30,8 +32,9 @@ class FakeEngine:
     def forget(self) -> None:
         self.forgotten += 1
 
-    def adapt(self) -> dict:
+    def adapt(self, config=None, stop=None) -> dict:  # noqa: ANN001
         self.adaptations += 1
+        self.adapt_thread = threading.get_ident()
         return {"targets": 1234, "seconds": 2.5}
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[tuple[str, float]]:
@@ -199,6 +202,22 @@ def test_real_model_suggestions_match_predictor(qtbot, real_window):
     assert window.bar.words == [w for w, _ in predictor.predict("我今天", 4)]
 
 
+def test_real_model_adapts_from_the_menu_action(qtbot, real_window):
+    """With a real model, Adapt fine-tunes on the learned sentences and the bar follows it."""
+    window, _ = real_window
+    engine = window._engine
+    engine.learn("我喜欢物流。我喜欢物流。")
+    with qtbot.waitSignal(window._adapter.adapted, timeout=60000) as blocker:
+        window.adapt()
+    assert "words of your writing" in blocker.args[0] and engine.adapted
+    window.editor.setPlainText("我喜欢")
+    with qtbot.waitSignal(window.suggestionsShown, timeout=10000):
+        window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    assert window.bar.words == [w for w, _ in engine.predict("我喜欢", 4)]
+    window.forget()  # the history directory is shared by the whole test session
+    assert not engine.adapted
+
+
 def test_screenshot_command_writes_a_png(tmp_path, tiny_model_dir, qapp):
     """`ime gui --screenshot` renders offscreen and saves a PNG."""
     from input_method.cli import main
@@ -247,15 +266,18 @@ def test_finished_sentences_are_learned_unless_incognito(qtbot):
     assert engine.forgotten == 1
 
 
-def test_adapt_runs_on_the_worker_and_reports_in_the_status_bar(qtbot):
-    """Learning → Adapt calls engine.adapt() off the GUI thread; the result shows; incognito skips it."""
+def test_adapt_runs_on_its_own_thread_and_reports_in_the_status_bar(qtbot):
+    """Learning → Adapt calls engine.adapt() off the GUI and prediction threads; the result
+    shows; incognito skips it."""
     engine = FakeEngine()
     window = _window(qtbot, engine)
-    with qtbot.waitSignal(window._worker.adapted, timeout=2000) as blocker:
+    with qtbot.waitSignal(window._adapter.adapted, timeout=2000) as blocker:
         window.adapt()
     assert engine.adaptations == 1 and "1,234 words" in blocker.args[0]
+    assert engine.adapt_thread != threading.get_ident()
+    assert window._adapter.thread() is not window._worker.thread()
     assert "1,234 words" in window.statusBar().currentMessage()
     window.learn_action.setChecked(False)
-    with qtbot.waitSignal(window._worker.adapted, timeout=2000) as blocker:
+    with qtbot.waitSignal(window._adapter.adapted, timeout=2000) as blocker:
         window.adapt()
     assert engine.adaptations == 1 and "off" in blocker.args[0]
