@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+
 from input_method.bench import int8_quality, latency, preprocessing, training
 
 
@@ -29,6 +32,8 @@ def test_preprocessing_compares_one_process_with_all_cores():
     assert result["preprocess_speedup"] > 0 and result["preprocess_workers"] >= 1
 
 
+@pytest.mark.skipif("fbgemm" not in torch.backends.quantized.supported_engines,
+                    reason="no fbgemm: the engine serves float32 here")
 def test_int8_quality_scores_both_output_layers_on_the_same_windows(tiny_model_dir, processed_dir):
     """Float32 and the served int8 layer are scored on the same test windows."""
     result = int8_quality(tiny_model_dir, processed_dir, windows=50)

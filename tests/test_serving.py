@@ -42,6 +42,11 @@ def test_float_serving_equals_the_model(config):
         assert torch.allclose(got, want, atol=1e-5)
 
 
+needs_fbgemm = pytest.mark.skipif("fbgemm" not in torch.backends.quantized.supported_engines,
+                                  reason="no fbgemm: the engine serves float32 here")
+
+
+@needs_fbgemm
 @pytest.mark.parametrize("softmax", ["full", "adaptive"])
 def test_int8_output_layer_scores_each_row_on_its_own(softmax):
     """A row's int8 log-probabilities do not depend on the rows scored beside it."""
@@ -55,6 +60,7 @@ def test_int8_output_layer_scores_each_row_on_its_own(softmax):
     assert torch.equal(together, alone)
 
 
+@needs_fbgemm
 def test_int8_output_layer_stays_close_to_float():
     """Quantising the output layer's weights changes probabilities only slightly."""
     config = ModelConfig(vocab_size=60, embedding_dim=8, hidden_size=32, softmax="adaptive",
