@@ -10,6 +10,26 @@ from typing import Protocol
 _PINYIN_TAIL = re.compile(r"(?:(?<=[^\x00-\x7f])|^)[A-Za-z][A-Za-z']*$")
 
 
+Suggestion = tuple[str, float]
+
+
+class SuggestionSession(Protocol):
+    """Suggestions for one text box (``input_method.TypingSession`` keeps the network's
+    state of the text typed so far, so each key press runs only the new words)."""
+
+    def predict(self, prefix: str, top_k: int = 5,
+                pinyin: str | None = None) -> list[Suggestion]:
+        """The ``top_k`` most likely next words after ``prefix``, best first.
+
+        With ``pinyin``, only words those letters spell.
+        """
+        ...
+
+    def complete(self, prefix: str, top_k: int = 5, max_words: int = 3) -> list[Suggestion]:
+        """The ``top_k`` most likely continuations of 2 to ``max_words`` words, best first."""
+        ...
+
+
 class SuggestionEngine(Protocol):
     """Anything that suggests next words; ``input_method.Predictor`` is one."""
 
@@ -31,13 +51,26 @@ class SuggestionEngine(Protocol):
         """
         ...
 
-    def predict(self, prefix: str, top_k: int = 5,
-                pinyin: str | None = None) -> list[tuple[str, float]]:
-        """The ``top_k`` most likely next words after ``prefix``, best first.
-
-        With ``pinyin``, only words those letters spell.
-        """
+    def session(self) -> SuggestionSession:
+        """A new session for one text box."""
         ...
+
+
+def suggest(session: SuggestionSession, prefix: str, pinyin: str, top_k: int,
+            phrases: int) -> tuple[list[Suggestion], list[Suggestion]]:
+    """The next words for the bar, and up to ``phrases`` phrases to show after them.
+
+    Phrases are left out while pinyin is typed (the letters choose one word),
+    where a phrase is already one of the words, and where it holds punctuation
+    (``。”`` is a likely continuation, but nothing worth offering as a phrase).
+    """
+    words = session.predict(prefix, top_k, pinyin=pinyin or None)
+    if pinyin or phrases <= 0:
+        return words, []
+    shown = {word for word, _ in words}
+    completions = session.complete(prefix, 2 * phrases, max_words=3)  # spares for the left-out
+    return words, [(text, prob) for text, prob in completions
+                   if text not in shown and text.isalnum()][:phrases]
 
 
 def finished_sentence(text: str) -> str | None:

@@ -3,11 +3,14 @@
 A sentence finished with 。！？ is handed to the engine to learn from (unless
 learning is off: incognito); Learning → Adapt fine-tunes the model on what it
 learned, on a thread of its own while suggestions go on. Latin letters typed
-right after Chinese are pinyin: they filter the bar, and
-accepting a word replaces them. Keys never steal typing: digits and space type as usual; Alt+1…Alt+9 accept
-suggestion n, Tab the first, Esc hides the bar until the next word; a click
-accepts too. Predictions run on a worker thread; while one runs, only the
-newest request waits, and a result for text that has since changed is dropped.
+right after Chinese are pinyin: they filter the bar, and accepting a word
+replaces them. After the words, the bar offers two phrases (multi-word
+completions, in blue) unless pinyin is being typed. Keys never steal typing:
+digits and space type as usual; Alt+1…Alt+9 accept suggestion n, Tab the
+first, Esc hides the bar until the next word; a click accepts too.
+Predictions run on a worker thread, in one engine session that keeps the
+network's state of the text; while one runs, only the newest request waits,
+and a result for text that has since changed is dropped.
 """
 
 from __future__ import annotations
@@ -30,11 +33,20 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from gui.engine import SuggestionEngine, finished_sentence, split_pinyin
+from gui.engine import (
+    Suggestion,
+    SuggestionEngine,
+    SuggestionSession,
+    finished_sentence,
+    split_pinyin,
+    suggest,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_K = 9
+MAX_K = 9  # buttons in the bar: words and phrases together
+PHRASES = 2  # phrases shown after the words, while the bar has room
+PHRASE_STYLE = "color: #1f5fa8"  # phrases look different from single words
 TRAIN_HINT = "Train one with `make run`, or `ime process && ime train --run-name NAME`."
 
 
@@ -90,30 +102,45 @@ class SuggestionBar(QWidget):
         font.setPointSize(font.pointSize() + 3)
         for button in self.buttons:
             button.setFont(font)
-        self.words: list[str] = []
+        self.words: list[str] = []  # what each shown button inserts: words, then phrases
+        self.phrase_count = 0
 
-    def show_suggestions(self, suggestions: list[tuple[str, float]], with_probs: bool) -> None:
-        """Fill the buttons: ``1 去 12%``."""
-        self.words = [word for word, _ in suggestions]
+    def show_suggestions(self, words: list[Suggestion], phrases: list[Suggestion],
+                         with_probs: bool) -> None:
+        """Fill the buttons: ``1 去 12%`` for the words, then the phrases in blue."""
+        suggestions = (words + phrases)[: len(self.buttons)]
+        self.words = [text for text, _ in suggestions]
+        self.phrase_count = len(suggestions) - min(len(words), len(suggestions))
         for index, button in enumerate(self.buttons):
             if index < len(suggestions):
-                word, prob = suggestions[index]
-                button.setText(f"{index + 1} {word}" + (f"  {prob:.0%}" if with_probs else ""))
-                button.setToolTip(f"Alt+{index + 1}" + (" or Tab" if index == 0 else ""))
+                text, prob = suggestions[index]
+                phrase = index >= len(words)
+                button.setText(f"{index + 1} {text}" + (f"  {_percent(prob)}" if with_probs else ""))
+                button.setToolTip(("Phrase: " if phrase else "")
+                                  + f"Alt+{index + 1}" + (" or Tab" if index == 0 else ""))
+                button.setStyleSheet(PHRASE_STYLE if phrase else "")
                 button.show()
             else:
                 button.hide()
 
 
-class PredictionWorker(QObject):
-    """Runs ``engine.predict`` on its own thread."""
+def _percent(prob: float) -> str:
+    """``12%``, or ``0.4%`` below one percent (phrases are often there)."""
+    return f"{prob:.0%}" if prob >= 0.0095 else f"{prob:.1%}"
 
-    finished = pyqtSignal(int, list, float)  # request id, suggestions, milliseconds
+
+class PredictionWorker(QObject):
+    """Runs the engine's predictions on its own thread, in one session per engine (the
+    session keeps the network's state of the text, so a key press runs only new words)."""
+
+    finished = pyqtSignal(int, list, list, float)  # request id, words, phrases, milliseconds
     failed = pyqtSignal(int, str)
 
     def __init__(self, engine: SuggestionEngine | None) -> None:
         super().__init__()
         self.engine = engine
+        self._session: SuggestionSession | None = None
+        self._session_engine: SuggestionEngine | None = None  # the engine _session is from
 
     @pyqtSlot(str)
     def learn(self, text: str) -> None:
@@ -126,20 +153,23 @@ class PredictionWorker(QObject):
         except Exception:  # noqa: BLE001 - learning must never break typing
             log.exception("learning failed")
 
-    @pyqtSlot(int, str, str, int)
-    def run(self, request_id: int, prefix: str, pinyin: str, top_k: int) -> None:
+    @pyqtSlot(int, str, str, int, int)
+    def run(self, request_id: int, prefix: str, pinyin: str, top_k: int, phrases: int) -> None:
         """Predict and report; an engine error is reported, never raised into Qt."""
-        engine = self.engine
+        engine = self.engine  # read once: the window may switch engines meanwhile
         if engine is None:
             return
         started = time.perf_counter()
         try:
-            suggestions = engine.predict(prefix, top_k, pinyin=pinyin or None)
+            if self._session is None or self._session_engine is not engine:
+                self._session, self._session_engine = engine.session(), engine
+            words, shown_phrases = suggest(self._session, prefix, pinyin, top_k, phrases)
         except Exception as exc:  # noqa: BLE001 - a GUI must survive any engine failure
             log.exception("prediction failed")
             self.failed.emit(request_id, f"prediction failed: {exc}")
             return
-        self.finished.emit(request_id, suggestions, (time.perf_counter() - started) * 1000)
+        self.finished.emit(request_id, words, shown_phrases,
+                           (time.perf_counter() - started) * 1000)
 
 
 class AdaptWorker(QObject):
@@ -177,7 +207,7 @@ class AdaptWorker(QObject):
 class MainWindow(QMainWindow):
     """The suggestion box."""
 
-    predictionRequested = pyqtSignal(int, str, str, int)  # noqa: N815 - to the worker thread
+    predictionRequested = pyqtSignal(int, str, str, int, int)  # noqa: N815 - to the worker thread
     learnRequested = pyqtSignal(str)  # noqa: N815 - to the worker thread
     adaptRequested = pyqtSignal()  # noqa: N815 - to the adaptation thread
     suggestionsShown = pyqtSignal(list)  # noqa: N815 - after the bar shows a fresh result
@@ -188,6 +218,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("input_method — next-word suggestions")
         self.top_k = top_k
         self.show_probabilities = True
+        self.show_phrases = True
         self._loader = loader
         self._engine = engine
         self._request_id = 0
@@ -270,6 +301,10 @@ class MainWindow(QMainWindow):
         probs.setChecked(True)
         probs.toggled.connect(self._set_show_probabilities)
         menu.addAction(probs)
+        self.phrases_action = QAction("Show p&hrases after the words", self, checkable=True)
+        self.phrases_action.setChecked(True)
+        self.phrases_action.toggled.connect(self._set_show_phrases)
+        menu.addAction(self.phrases_action)
 
         learning_menu = menu_bar.addMenu("&Learning")
         assert learning_menu is not None
@@ -305,7 +340,7 @@ class MainWindow(QMainWindow):
         self._worker.engine = engine
         self._adapter.engine = engine
         if engine is None:
-            self.bar.show_suggestions([], self.show_probabilities)
+            self.bar.show_suggestions([], [], self.show_probabilities)
             self._set_shown(False)
             text = error or "No model loaded."
             if "make run" not in text:
@@ -328,6 +363,14 @@ class MainWindow(QMainWindow):
     def _set_show_probabilities(self, shown: bool) -> None:
         self.show_probabilities = shown
         self.request_suggestions()
+
+    def _set_show_phrases(self, shown: bool) -> None:
+        self.show_phrases = shown
+        self.request_suggestions()
+
+    def phrase_count(self) -> int:
+        """How many phrases to ask for: none when off, and only while the bar has room."""
+        return min(PHRASES, MAX_K - self.top_k) if self.show_phrases else 0
 
     def text_before_cursor(self) -> str:
         """What the next word continues: the text up to the cursor."""
@@ -378,16 +421,18 @@ class MainWindow(QMainWindow):
     def _send(self) -> None:
         self._busy, self._pending = True, False
         prefix, pinyin = split_pinyin(self.text_before_cursor())
-        self.predictionRequested.emit(self._request_id, prefix, pinyin, self.top_k)
+        self.predictionRequested.emit(self._request_id, prefix, pinyin, self.top_k,
+                                      self.phrase_count())
 
-    def _on_finished(self, request_id: int, suggestions: list, milliseconds: float) -> None:
+    def _on_finished(self, request_id: int, words: list, phrases: list,
+                     milliseconds: float) -> None:
         self._busy = False
         if request_id != self._request_id or self._pending:
             if self._engine is not None:
                 self._send()  # the text changed meanwhile: this result is stale
             return
         self.latency_label.setText(f"{milliseconds:.1f} ms")
-        self.show_suggestions(suggestions)
+        self.show_suggestions(words, phrases)
 
     def _on_failed(self, request_id: int, message: str) -> None:
         self._busy = False
@@ -397,20 +442,22 @@ class MainWindow(QMainWindow):
         if self._pending:
             self._send()
 
-    def show_suggestions(self, suggestions: list[tuple[str, float]]) -> None:
-        """Put ``suggestions`` in the bar (unless Esc hid it) and announce them."""
-        self.bar.show_suggestions(suggestions, self.show_probabilities)
-        self._set_shown(bool(suggestions) and not self._dismissed)
-        self.suggestionsShown.emit(suggestions)
+    def show_suggestions(self, words: list[Suggestion], phrases: list[Suggestion]) -> None:
+        """Put the words, then the phrases, in the bar (unless Esc hid it) and announce
+        them (``suggestionsShown``: words and phrases in one list, as the bar numbers them)."""
+        self.bar.show_suggestions(words, phrases, self.show_probabilities)
+        self._set_shown(bool(words or phrases) and not self._dismissed)
+        self.suggestionsShown.emit(words + phrases)
 
     def refresh_now(self) -> None:
         """Predict on this thread and show the result (for screenshots and scripts)."""
         if self._engine is not None:
             started = time.perf_counter()
             prefix, pinyin = split_pinyin(self.text_before_cursor())
-            suggestions = self._engine.predict(prefix, self.top_k, pinyin=pinyin or None)
+            words, phrases = suggest(self._engine.session(), prefix, pinyin, self.top_k,
+                                     self.phrase_count())
             self.latency_label.setText(f"{(time.perf_counter() - started) * 1000:.1f} ms")
-            self.show_suggestions(suggestions)
+            self.show_suggestions(words, phrases)
 
     def _set_shown(self, shown: bool) -> None:
         self.bar.setVisible(shown)

@@ -229,15 +229,20 @@ class Predictor:
         of its words, one after the other; phrases are distinct.
         """
         _check_top_k(top_k)
+        model = self.model
+        with torch.inference_mode():
+            features, state = model.features(torch.tensor([self.context_ids(prefix)]))
+        return self._phrases(model, features[:, -1], state, top_k, max_words, beam_width)
+
+    def _phrases(self, model: ServingModel, last: torch.Tensor, state: State, top_k: int,
+                 max_words: int, beam_width: int) -> list[Suggestion]:
+        """Beam search from the network's output ``last`` (1, hidden) and its ``state``."""
         if max_words < 2:
             raise ValueError("max_words must be at least 2 (single words: use predict)")
         width = beam_width or max(2 * top_k, 8)
-        model = self.model
         vocab_size = len(self.vocab)
         phrases: list[tuple[float, list[int]]] = []
         with torch.inference_mode():
-            features, state = model.features(torch.tensor([self.context_ids(prefix)]))
-            last = features[:, -1]  # (beams, hidden)
             scores = torch.zeros(1)  # (beams,) joint log-probability so far
             paths: list[list[int]] = [[]]
             for depth in range(max_words):
@@ -298,20 +303,39 @@ class TypingSession:
         self.predictor = predictor
         self._ids: list[int] = []
         self._states: list[State | None] = []  # None: inside a run, not kept
+        self._last: torch.Tensor | None = None  # the network's output after all of _ids
         self._model = predictor.model  # the network the states came from
 
     def reset(self) -> None:
         """Forget the cached context."""
-        self._ids, self._states = [], []
+        self._ids, self._states, self._last = [], [], None
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
         _check_top_k(top_k)
+        model, last, _, previous = self._advance(prefix)
+        with torch.inference_mode():
+            log_probs = torch.log_softmax(model.logits(last)[0].float(), -1)  # (V,)
+            log_probs = self.predictor.user_model.blend(log_probs, previous)
+        return self.predictor.top_words(log_probs, top_k, pinyin)
+
+    def complete(self, prefix: str, top_k: int = 5, max_words: int = 3,
+                 beam_width: int = 0) -> list[Suggestion]:
+        """The same phrases as ``Predictor.complete``, from the state kept for ``prefix``."""
+        _check_top_k(top_k)
+        model, last, state, _ = self._advance(prefix)
+        return self.predictor._phrases(model, last, state, top_k, max_words, beam_width)
+
+    def _advance(self, prefix: str) -> tuple[ServingModel, torch.Tensor, State, str]:
+        """Run the words of ``prefix`` not run before: the network, its last output
+        (1, hidden), the state after the context, and the last word as typed."""
         model = self.predictor.model  # read once: adapt() may swap it from another thread
         if model is not self._model:  # adapted or forgotten since: the states are stale
             self.reset()
             self._model = model
         ids, previous = self.predictor._context(prefix)
+        if ids == self._ids and self._last is not None:  # e.g. complete() after predict()
+            return model, self._last, self._states[-1], previous
         common = 0
         for cached, new in zip(self._ids, ids, strict=False):
             if cached != new:
@@ -328,12 +352,10 @@ class TypingSession:
         new_ids = ids[start:]
         with torch.inference_mode():
             features, state = model.features(torch.tensor([new_ids]), state)
-            self._ids.extend(new_ids)  # features: (1, new words, hidden)
-            self._states.extend([None] * (len(new_ids) - 1) + [state])
-            log_probs = torch.log_softmax(
-                model.logits(features[:, -1])[0].float(), -1)  # (V,)
-            log_probs = self.predictor.user_model.blend(log_probs, previous)
-        return self.predictor.top_words(log_probs, top_k, pinyin)
+        self._ids.extend(new_ids)  # features: (1, new words, hidden)
+        self._states.extend([None] * (len(new_ids) - 1) + [state])
+        self._last = features[:, -1]
+        return model, self._last, state, previous
 
 
 @functools.lru_cache(maxsize=1)

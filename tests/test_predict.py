@@ -146,6 +146,23 @@ def test_complete_returns_sorted_distinct_phrases_with_product_probabilities(pre
         assert abs(math.exp(best) - prob) < 1e-5
 
 
+def test_session_complete_equals_complete_and_reuses_the_state_of_predict(predictor, monkeypatch):
+    """The session's phrases equal Predictor.complete; after predict() on the same text the
+    prefix is not run again (only the beam's steps, one word per beam, reach the network)."""
+    session = predictor.session()
+    for text in ["", "我", "我今天", "我今", "我今天去北京。他"]:
+        assert session.complete(text, 4, max_words=3) == predictor.complete(text, 4, max_words=3)
+    session.predict("我今天去", 3)
+    calls = []
+    original = predictor.model.features
+    monkeypatch.setattr(predictor.model, "features",
+                        lambda ids, state=None: calls.append(tuple(ids.shape)) or original(ids, state))
+    phrases = session.complete("我今天去", 3, max_words=3)
+    assert all(steps == 1 for _beams, steps in calls) and len(calls) == 2
+    monkeypatch.undo()
+    assert phrases == predictor.complete("我今天去", 3, max_words=3)
+
+
 def test_complete_rejects_single_words(predictor):
     """max_words below 2 is a ValueError: single words come from predict."""
     with pytest.raises(ValueError):

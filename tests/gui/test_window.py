@@ -14,7 +14,8 @@ from gui.window import MainWindow
 
 
 class FakeEngine:
-    """Suggests the words 甲 乙 丙 …, tagged with the prefix length so staleness shows."""
+    """Suggests the words 甲 乙 丙 … and the phrases 子丑 寅卯 …, tagged with the prefix
+    length so staleness shows; it is its own session."""
 
     name = "fake"
 
@@ -25,6 +26,12 @@ class FakeEngine:
         self.learning = True
         self.forgotten = 0
         self.adaptations = 0
+        self.sessions = 0
+        self.completed: list[str] = []
+
+    def session(self) -> FakeEngine:
+        self.sessions += 1
+        return self
 
     def learn(self, text: str) -> None:
         self.learned.append(text)
@@ -44,11 +51,19 @@ class FakeEngine:
         tag = f"{pinyin}" if pinyin else ""
         return [(f"{words[i]}{tag}{len(prefix)}", 0.5 / (i + 1)) for i in range(top_k)]
 
+    def complete(self, prefix: str, top_k: int = 5, max_words: int = 3) -> list[tuple[str, float]]:
+        self.completed.append(prefix)
+        pairs = ["子丑", "寅卯", "辰巳", "午未", "申酉", "戌亥"]
+        return [(f"{pairs[i]}{len(prefix)}", 0.1 / (i + 1)) for i in range(min(top_k, 6))]
+
 
 class BrokenEngine:
     """An engine whose every prediction fails."""
 
     name = "broken"
+
+    def session(self) -> BrokenEngine:
+        return self
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[tuple[str, float]]:
         raise RuntimeError("boom")
@@ -92,9 +107,52 @@ def test_typing_shows_k_suggestions_for_the_text_before_the_cursor(qtbot):
     engine = FakeEngine()
     window = _window(qtbot, engine, top_k=3)
     shown = _type(qtbot, window, "我今天")
-    assert [w for w, _ in shown] == ["甲3", "乙3", "丙3"]
-    assert window.bar.isVisible() and window.bar.words == ["甲3", "乙3", "丙3"]
+    assert [w for w, _ in shown][:3] == ["甲3", "乙3", "丙3"]
+    assert window.bar.isVisible() and window.bar.words[:3] == ["甲3", "乙3", "丙3"]
     assert engine.prefixes[-1] == "我今天"
+    assert engine.sessions == 1  # one session for all key presses
+
+
+def test_two_phrases_follow_the_words_and_are_accepted_whole(qtbot):
+    """After the k words come two phrases, numbered on; Alt+n inserts the whole phrase;
+    the menu switches them off; with all nine buttons taken by words there are none."""
+    engine = FakeEngine()
+    window = _window(qtbot, engine, top_k=3)
+    shown = _type(qtbot, window, "我今天")
+    assert [w for w, _ in shown] == ["甲3", "乙3", "丙3", "子丑3", "寅卯3"]
+    assert window.bar.phrase_count == 2 and window.bar.buttons[3].text().startswith("4 子丑3")
+    assert engine.completed[-1] == "我今天"
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000):
+        qtbot.keyClick(window.editor, Qt.Key.Key_5, Qt.KeyboardModifier.AltModifier)
+    assert window.editor.toPlainText() == "我今天寅卯3"
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000,
+                          check_params_cb=lambda s: len(s) == 3):
+        window.phrases_action.setChecked(False)
+    with qtbot.waitSignal(window.suggestionsShown, timeout=5000,
+                          check_params_cb=lambda s: len(s) == 9):
+        window.phrases_action.setChecked(True)
+        window.k_actions[9].trigger()
+    assert window.bar.phrase_count == 0
+
+
+def test_a_phrase_equal_to_a_shown_word_is_left_out():
+    """suggest() drops phrases already among the words or holding punctuation, and asks
+    for none with pinyin."""
+    from gui.engine import suggest
+
+    class Session:
+        def predict(self, prefix, top_k=5, pinyin=None):  # noqa: ANN001, ANN202
+            return [("中国人", 0.2), ("的", 0.1)][:top_k]
+
+        def complete(self, prefix, top_k=5, max_words=3):  # noqa: ANN001, ANN202
+            return [("中国人", 0.05), ("的。”", 0.045), ("中国经济", 0.04), ("的时候", 0.03),
+                    ("在这里", 0.02)][:top_k]
+
+    words, phrases = suggest(Session(), "我是", "", 2, 2)
+    assert words == [("中国人", 0.2), ("的", 0.1)]
+    assert phrases == [("中国经济", 0.04), ("的时候", 0.03)]
+    assert suggest(Session(), "我是", "zg", 2, 2)[1] == []
+    assert suggest(Session(), "我是", "", 2, 0)[1] == []
 
 
 def test_alt_2_inserts_the_second_suggestion_at_the_cursor(qtbot):
@@ -176,13 +234,14 @@ def test_opening_a_broken_model_path_shows_the_message(qtbot, tmp_path):
 
 
 def test_k_can_be_changed(qtbot):
-    """Choosing 'Show 7' shows seven suggestions."""
+    """Choosing 'Show 7' shows seven words (and the two phrases after them)."""
     window = _window(qtbot, FakeEngine())
     _type(qtbot, window, "我")
     with qtbot.waitSignal(window.suggestionsShown, timeout=5000,
-                          check_params_cb=lambda s: len(s) == 7):
+                          check_params_cb=lambda s: len(s) == 9):
         window.k_actions[7].trigger()
-    assert len(window.bar.words) == 7
+    assert len(window.bar.words) == 9 and window.bar.phrase_count == 2
+    assert window.bar.words[6] == "庚1" and window.bar.words[7] == "子丑1"
 
 
 @pytest.fixture
@@ -194,12 +253,17 @@ def real_window(qtbot, tiny_model_dir):
 
 
 def test_real_model_suggestions_match_predictor(qtbot, real_window):
-    """With a real model, the bar shows exactly Predictor.predict for the typed text."""
+    """With a real model, the bar shows exactly Predictor.predict for the typed text, then
+    the first phrases of Predictor.complete that are not words already and hold no
+    punctuation."""
     window, predictor = real_window
     window.editor.setPlainText("我今天")
     with qtbot.waitSignal(window.suggestionsShown, timeout=10000):
         window.editor.moveCursor(QTextCursor.MoveOperation.End)
-    assert window.bar.words == [w for w, _ in predictor.predict("我今天", 4)]
+    assert window.bar.words[:4] == [w for w, _ in predictor.predict("我今天", 4)]
+    phrases = [p for p, _ in predictor.complete("我今天", 4, max_words=3)
+               if p not in window.bar.words[:4] and p.isalnum()][:2]
+    assert window.bar.words[4:] == phrases
 
 
 def test_real_model_adapts_from_the_menu_action(qtbot, real_window):
@@ -213,7 +277,7 @@ def test_real_model_adapts_from_the_menu_action(qtbot, real_window):
     window.editor.setPlainText("我喜欢")
     with qtbot.waitSignal(window.suggestionsShown, timeout=10000):
         window.editor.moveCursor(QTextCursor.MoveOperation.End)
-    assert window.bar.words == [w for w, _ in engine.predict("我喜欢", 4)]
+    assert window.bar.words[:4] == [w for w, _ in engine.predict("我喜欢", 4)]
     window.forget()  # the history directory is shared by the whole test session
     assert not engine.adapted
 
@@ -236,6 +300,7 @@ def test_pinyin_letters_after_chinese_filter_and_are_replaced_on_accept(qtbot):
                           check_params_cb=lambda s: s[0][0] == "甲bj1"):
         commit(window.editor, "bj")
     assert engine.prefixes[-1] == "我" and engine.pinyin[-1] == "bj"
+    assert window.bar.phrase_count == 0  # the letters choose one word: no phrases
     with qtbot.waitSignal(window.suggestionsShown, timeout=5000):
         qtbot.keyClick(window.editor, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
     assert window.editor.toPlainText() == "我甲bj1"
