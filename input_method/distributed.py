@@ -63,8 +63,13 @@ def setup(device: torch.device) -> tuple[Group, torch.device]:
 
 
 def teardown(group: Group) -> None:
-    """Leave the process group."""
+    """Leave the process group, all ranks together.
+
+    The barrier keeps a rank from tearing its connections down while another
+    still uses them (a gloo rank then aborts on exit, seen once in the tests).
+    """
     if group.active and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
