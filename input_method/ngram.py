@@ -32,34 +32,48 @@ def _segment_sum(values: torch.Tensor, groups: torch.Tensor, size: int) -> torch
     return torch.zeros(size, dtype=values.dtype).index_add_(0, groups, values)
 
 
+def _order(keys: torch.Tensor, counts: torch.Tensor, discount: float, vocab_size: int,
+           min_count: int) -> tuple[torch.Tensor, ...]:
+    """One order's tables from its sorted keys (context * V + word) and their counts:
+    kept keys, discounted counts, contexts, each context's total and backoff weight."""
+    adjusted = (counts.double() - discount).clamp(min=0)
+    contexts, index = torch.unique(keys // vocab_size, return_inverse=True)
+    total = _segment_sum(counts.double(), index, len(contexts))
+    keep = counts >= min_count
+    kept_mass = _segment_sum(adjusted[keep], index[keep], len(contexts))
+    # Unpruned, 1 - kept_mass / total is exactly D * N1+(context .) / c(context .).
+    backoff = 1 - kept_mass / total
+    return keys[keep], adjusted[keep], contexts, total, backoff
+
+
 class KneserNeyTrigram:
     """Interpolated Kneser-Ney trigram; ``log_probs`` gives full distributions."""
 
-    def __init__(self, vocab_size: int, contexts: torch.Tensor, targets: torch.Tensor) -> None:
-        """contexts: (N, 2) previous two ids; targets: (N,) the next id."""
+    def __init__(self, vocab_size: int, contexts: torch.Tensor, targets: torch.Tensor,
+                 min_count: int = 1) -> None:
+        """contexts: (N, 2) previous two ids; targets: (N,) the next id.
+
+        ``min_count`` > 1 prunes: trigrams seen, and bigrams continued, fewer
+        times are dropped, and their mass goes to the lower order (each
+        context's backoff weight is what its kept entries leave), so every
+        distribution still sums to one. Discounts come from the full counts.
+        """
         V = self.vocab_size = vocab_size
         u, v, w = contexts[:, 0].long(), contexts[:, 1].long(), targets.long()
         # Trigram counts c(u v w), keyed (u*V + v)*V + w, sorted.
-        self.keys3, counts3 = torch.unique((u * V + v) * V + w, return_counts=True)
+        keys3, counts3 = torch.unique((u * V + v) * V + w, return_counts=True)
         self.d3 = _discount(counts3)
-        self.adj3 = (counts3.double() - self.d3).clamp(min=0)
-        # Per context u v: c(u v .) and N1+(u v .).
-        self.ctx3, ctx3_index, types3 = torch.unique(self.keys3 // V, return_inverse=True,
-                                                      return_counts=True)
-        self.ctx3_total = _segment_sum(counts3.double(), ctx3_index, len(self.ctx3))
-        self.ctx3_types = types3.double()
+        self.keys3, self.adj3, self.ctx3, self.ctx3_total, self.ctx3_backoff = _order(
+            keys3, counts3, self.d3, V, min_count)
 
         # Continuation counts N1+(. v w): one per distinct trigram type ending in v w.
-        self.keys2, cont2 = torch.unique(self.keys3 % (V * V), return_counts=True)
+        keys2, cont2 = torch.unique(keys3 % (V * V), return_counts=True)
         self.d2 = _discount(cont2)
-        self.adj2 = (cont2.double() - self.d2).clamp(min=0)
-        self.ctx2, ctx2_index, types2 = torch.unique(self.keys2 // V, return_inverse=True,
-                                                      return_counts=True)
-        self.ctx2_total = _segment_sum(cont2.double(), ctx2_index, len(self.ctx2))
-        self.ctx2_types = types2.double()
+        self.keys2, self.adj2, self.ctx2, self.ctx2_total, self.ctx2_backoff = _order(
+            keys2, cont2, self.d2, V, min_count)
 
         # Unigram continuation counts N1+(. w), interpolated with the uniform distribution.
-        cont1 = torch.bincount(self.keys2 % V, minlength=V).double()
+        cont1 = torch.bincount(keys2 % V, minlength=V).double()
         self.d1 = _discount(cont1[cont1 > 0])
         total1 = cont1.sum()
         self.p1 = ((cont1 - self.d1).clamp(min=0) / total1
@@ -90,11 +104,9 @@ class KneserNeyTrigram:
 
         # Interpolation weights; an unseen context gives all its mass to the lower order.
         i2, seen2 = self._lookup(self.ctx2, v)
-        lam2 = torch.where(seen2, self.d2 * self.ctx2_types[i2] / self.ctx2_total[i2],
-                           torch.ones(batch, dtype=torch.double))
+        lam2 = torch.where(seen2, self.ctx2_backoff[i2], torch.ones(batch, dtype=torch.double))
         i3, seen3 = self._lookup(self.ctx3, u * V + v)
-        lam3 = torch.where(seen3, self.d3 * self.ctx3_types[i3] / self.ctx3_total[i3],
-                           torch.ones(batch, dtype=torch.double))
+        lam3 = torch.where(seen3, self.ctx3_backoff[i3], torch.ones(batch, dtype=torch.double))
 
         probs = (lam3 * lam2)[:, None] * self.p1[None, :]  # (batch, V)
         rows, pos = self._ranges(self.keys2, v * V, (v + 1) * V)

@@ -1,10 +1,13 @@
 """How far mixing the Kneser-Ney trigram into the network would go (a diagnostic).
 
-    python scripts/mixture_check.py --model models/default --split valid --windows 60000
+    python scripts/mixture_check.py --model models/default --split valid --windows 60000 \
+        --min-count 1 2 3
 
 For each weight w, scores ``(1 - w) P_model + w P_trigram`` on the first
 ``--windows`` windows of a split: hit@1, hit@5 (specials never suggested) and
-perplexity. w = 0 is the model alone, w = 1 the trigram alone. Choose w on
+perplexity. w = 0 is the model alone, w = 1 the trigram alone. With several
+``--min-count`` values, each pruned trigram (ngram.py) is scored, with its
+number of kept entries (what shipping it would cost). Choose w on
 ``valid``; the README's figure was measured on ``test`` only to size the idea.
 """
 
@@ -27,32 +30,40 @@ from input_method.ngram import KneserNeyTrigram
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 1.0)
 
 
-def mixture(model_dir: str, data_dir: str, split: str, windows: int) -> dict:
-    """hit@1, hit@5 and perplexity of the mixture at each trigram weight."""
+def mixture(model_dir: str, data_dir: str, split: str, windows: int,
+            min_counts: tuple[int, ...] = (1,)) -> dict:
+    """hit@1, hit@5 and perplexity of the mixture at each trigram weight and pruning."""
     model, vocab, payload = load_model(Path(model_dir), "cpu")
     data = Path(data_dir)
     context = int(payload["context_size"])
     scored = WindowDataset.from_split(data, split, context, len(vocab), windows)
     train = WindowDataset.from_split(data, "train", context, len(vocab))
-    trigram = KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id), train.targets)
+    trigrams = {m: KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
+                                    train.targets, min_count=m) for m in min_counts}
     never = torch.tensor(vocab.special_ids)
-    totals = {w: [0, 0, 0.0] for w in WEIGHTS}  # hit@1, hit@5, -log p
+    totals = {(m, w): [0, 0, 0.0] for m in min_counts for w in WEIGHTS}  # hit@1, hit@5, -log p
     with torch.inference_mode():
         for inputs, targets in scored.batches(1000):
             network = torch.softmax(window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
-            counts = trigram.log_probs(_last_two(inputs, vocab.pad_id)).exp()
-            for w, total in totals.items():
-                mixed = (1 - w) * network + w * counts  # (batch, vocab)
-                total[2] -= mixed.gather(1, targets[:, None]).clamp(min=1e-30).log().sum().item()
-                mixed[:, never] = 0
-                top = mixed.topk(5).indices
-                total[0] += (top[:, 0] == targets).sum().item()
-                total[1] += (top == targets[:, None]).any(1).sum().item()
+            for m, trigram in trigrams.items():
+                counts = trigram.log_probs(_last_two(inputs, vocab.pad_id)).exp()
+                for w in WEIGHTS:
+                    total = totals[m, w]
+                    mixed = (1 - w) * network + w * counts  # (batch, vocab)
+                    total[2] -= mixed.gather(1, targets[:, None]).clamp(min=1e-30).log().sum().item()
+                    mixed[:, never] = 0
+                    top = mixed.topk(5).indices
+                    total[0] += (top[:, 0] == targets).sum().item()
+                    total[1] += (top == targets[:, None]).any(1).sum().item()
     n = len(scored)
-    return {"split": split, "windows": n,
-            "by_trigram_weight": {str(w): {"hit@1": round(h1 / n, 4), "hit@5": round(h5 / n, 4),
-                                           "perplexity": round(math.exp(nll / n), 1)}
-                                  for w, (h1, h5, nll) in totals.items()}}
+    return {"split": split, "windows": n, "by_min_count": {
+        str(m): {"trigrams": len(trigram.keys3), "bigrams": len(trigram.keys2),
+                 "by_trigram_weight": {
+                     str(w): {"hit@1": round(totals[m, w][0] / n, 4),
+                              "hit@5": round(totals[m, w][1] / n, 4),
+                              "perplexity": round(math.exp(totals[m, w][2] / n), 1)}
+                     for w in WEIGHTS}}
+        for m, trigram in trigrams.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="data/processed")
     parser.add_argument("--split", default="valid", choices=["valid", "test"])
     parser.add_argument("--windows", type=int, default=60000)
+    parser.add_argument("--min-count", type=int, nargs="+", default=[1])
     args = parser.parse_args(argv)
-    print(json.dumps(mixture(args.model, args.data_dir, args.split, args.windows)))
+    print(json.dumps(mixture(args.model, args.data_dir, args.split, args.windows,
+                             tuple(args.min_count))))
     return 0
 
 
