@@ -66,6 +66,7 @@ def _train(args: argparse.Namespace) -> int:
                       num_threads=args.threads, checkpoint_every=args.checkpoint_every,
                       max_steps=args.max_steps, time_limit_minutes=args.time_limit,
                       max_train_windows=args.max_train_windows,
+                      context_limit=args.context_limit,
                       stream_data=args.stream_data or None, loader_workers=args.loader_workers,
                       shuffle_buffer=args.shuffle_buffer,
                       resume=args.resume or None, dry_run=args.dry_run or None)
@@ -231,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=int, help="stop after this many steps")
     t.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after this long")
     t.add_argument("--max-train-windows", type=int, help="use only the first N windows")
+    t.add_argument("--context-limit", type=int, metavar="N",
+                   help="the model sees only the last N words (default: all the data holds)")
     t.add_argument("--stream-data", action="store_true", help="stream the training shards "
                    "through DataLoader workers instead of holding them in memory")
     t.add_argument("--loader-workers", type=int, help="DataLoader processes for --stream-data (1)")

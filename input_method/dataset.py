@@ -17,6 +17,7 @@ one fancy-index instead of ``batch_size`` Python ``__getitem__`` calls.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -26,6 +27,18 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from input_method.errors import CorpusError
 from input_method.windows import WindowReadStats, read_windows, sentence_windows, split_files
+
+
+def context_size_of(data_dir: Path) -> int:
+    """The window length the data was written with (from stats.json, else the first window)."""
+    stats = data_dir / "stats.json"
+    if stats.is_file():
+        return int(json.loads(stats.read_text(encoding="utf-8"))["config"]["context_size"])
+    files = split_files(data_dir, "train")
+    if not files:
+        raise CorpusError(f"no training windows in {data_dir}; run `ime process` first")
+    with files[0].open(encoding="utf-8") as handle:
+        return len(json.loads(handle.readline())["input"])
 
 
 class WindowDataset(Dataset):

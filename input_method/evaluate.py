@@ -20,7 +20,7 @@ from tqdm import tqdm
 from input_method.atomic import atomic_write_text
 from input_method.checkpoint import load_model, resolve_checkpoint
 from input_method.config import EvalConfig
-from input_method.dataset import WindowDataset
+from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
 from input_method.metrics import RankingTotals
 from input_method.model import window_logits
@@ -72,8 +72,10 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     if Vocab.load(data_vocab_path).fingerprint() != vocab.fingerprint():
         raise CheckpointError(f"{data_dir} was processed with another vocabulary than the model "
                               f"in {config.model_dir}; evaluate on the data it was trained on")
-    test = WindowDataset.from_split(data_dir, config.split, context_size, len(vocab),
-                                    config.max_windows)
+    # Windows as the data holds them, cut to what the model sees (it may see fewer words).
+    window_size = context_size_of(data_dir)
+    test = WindowDataset.from_split(data_dir, config.split, window_size, len(vocab),
+                                    config.max_windows).last_words(context_size)
     is_han = han_mask(vocab).to(device)
     lengths = target_lengths(data_dir / f"{config.split}.tokens.txt", len(test), test.skipped)
 
@@ -93,7 +95,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 
     if config.baseline:
         started = time.perf_counter()
-        train = WindowDataset.from_split(data_dir, "train", context_size, len(vocab))
+        train = WindowDataset.from_split(data_dir, "train", window_size, len(vocab))
         trigram = KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
                                    train.targets)
         baseline_scores = _Scores(vocab.special_ids, is_han.cpu())

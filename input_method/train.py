@@ -35,7 +35,7 @@ from tqdm import tqdm
 from input_method import distributed
 from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
 from input_method.config import OBJECTIVES, ModelConfig, TrainConfig
-from input_method.dataset import SentencePieces, WindowDataset, WindowStream
+from input_method.dataset import SentencePieces, WindowDataset, WindowStream, context_size_of
 from input_method.errors import CorpusError, TrainingError
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, align_left, window_logits
@@ -73,18 +73,6 @@ def unit_of(data_dir: Path) -> str:
     if stats.is_file():
         return str(json.loads(stats.read_text(encoding="utf-8"))["config"].get("unit", "word"))
     return "word"
-
-
-def context_size_of(data_dir: Path) -> int:
-    """The window length the data was written with (from stats.json, else the first window)."""
-    stats = data_dir / "stats.json"
-    if stats.is_file():
-        return int(json.loads(stats.read_text(encoding="utf-8"))["config"]["context_size"])
-    files = split_files(data_dir, "train")
-    if not files:
-        raise CorpusError(f"no training windows in {data_dir}; run `ime process` first")
-    with files[0].open(encoding="utf-8") as handle:
-        return len(json.loads(handle.readline())["input"])
 
 
 def validate(model: NextWordModel, data: WindowDataset, vocab: Vocab, device: torch.device,

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from input_method.checkpoint import load_model
-from input_method.dataset import WindowDataset
+from input_method.dataset import WindowDataset, context_size_of
 from input_method.evaluate import _last_two
 from input_method.model import window_logits
 from input_method.ngram import KneserNeyTrigram
@@ -36,8 +36,10 @@ def mixture(model_dir: str, data_dir: str, split: str, windows: int,
     model, vocab, payload = load_model(Path(model_dir), "cpu")
     data = Path(data_dir)
     context = int(payload["context_size"])
-    scored = WindowDataset.from_split(data, split, context, len(vocab), windows)
-    train = WindowDataset.from_split(data, "train", context, len(vocab))
+    window_size = context_size_of(data)  # the model may see fewer words than the data holds
+    scored = WindowDataset.from_split(data, split, window_size, len(vocab), windows
+                                      ).last_words(context)
+    train = WindowDataset.from_split(data, "train", window_size, len(vocab))
     trigrams = {m: KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
                                     train.targets, min_count=m) for m in min_counts}
     never = torch.tensor(vocab.special_ids)

@@ -18,14 +18,19 @@ def test_every_subcommand_has_help(command, capsys):
 
 
 def test_process_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
-    """The four stages run from the CLI in seconds and the model answers a prefix."""
+    """The four stages run from the CLI in seconds and the model answers a prefix (the
+    model trained to see only the last two words of the data's three)."""
     monkeypatch.chdir(tmp_path)
     write_tiny_corpus(tmp_path / "corpus.txt")
     assert main(["process", "--input", "corpus.txt", "--context-size", "3", "--min-freq", "1",
                  "--workers", "1", "--train-fraction", "0.7", "--valid-fraction", "0.15"]) == 0
     assert main(["train", "--run-name", "e2e", "--epochs", "3", "--batch-size", "16",
-                 "--embedding-dim", "16", "--hidden-size", "16", "--device", "cpu"]) == 0
+                 "--embedding-dim", "16", "--hidden-size", "16", "--device", "cpu",
+                 "--context-limit", "2"]) == 0
     assert (tmp_path / "models" / "e2e" / "best.pt").is_file()
+    from input_method.predict import Predictor
+
+    assert Predictor.load(tmp_path / "models" / "e2e").context_size == 2  # --context-limit
     assert main(["evaluate", "--model", "models/e2e"]) == 0
     assert "KN trigram" in capsys.readouterr().out
     assert main(["predict", "--model", "models/e2e", "--top-k", "3", "我今天"]) == 0
