@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# Process the bundled corpus, train the default LSTM into models/$(RUN) (never
+# Process the bundled corpus, train the default GRU into models/$(RUN) (never
 # over the shipped models/default), evaluate it beside the Kneser-Ney trigram,
 # and show suggestions.
 run: setup
@@ -29,7 +29,8 @@ run: setup
 	$(BIN)/ime evaluate --model models/$(RUN)
 	$(BIN)/ime predict --model models/$(RUN) $(PREFIXES)
 
-# The shipped model: the same recipe as `make run`, trained for 45 minutes, exported
+# The shipped model: the same recipe as `make run`, trained for up to 45 minutes
+# (it stops early, after about 24 on 2 cores, when validation stops improving), exported
 # with int8 weights into models/default and evaluated there (eval.json).
 DEFAULT_MINUTES ?= 45
 default-model: setup
