@@ -304,11 +304,13 @@ class TypingSession:
         self._ids: list[int] = []
         self._states: list[State | None] = []  # None: inside a run, not kept
         self._last: torch.Tensor | None = None  # the network's output after all of _ids
+        self._prefix: str | None = None  # the text _ids came from, and its last word
+        self._previous = ""
         self._model = predictor.model  # the network the states came from
 
     def reset(self) -> None:
         """Forget the cached context."""
-        self._ids, self._states, self._last = [], [], None
+        self._ids, self._states, self._last, self._prefix = [], [], None, None
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
@@ -333,8 +335,11 @@ class TypingSession:
         if model is not self._model:  # adapted or forgotten since: the states are stale
             self.reset()
             self._model = model
+        if prefix == self._prefix and self._last is not None:  # complete() after predict():
+            return model, self._last, self._states[-1], self._previous  # no second jieba pass
         ids, previous = self.predictor._context(prefix)
-        if ids == self._ids and self._last is not None:  # e.g. complete() after predict()
+        self._prefix, self._previous = prefix, previous
+        if ids == self._ids and self._last is not None:  # same words, other text
             return model, self._last, self._states[-1], previous
         common = 0
         for cached, new in zip(self._ids, ids, strict=False):

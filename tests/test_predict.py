@@ -148,7 +148,8 @@ def test_complete_returns_sorted_distinct_phrases_with_product_probabilities(pre
 
 def test_session_complete_equals_complete_and_reuses_the_state_of_predict(predictor, monkeypatch):
     """The session's phrases equal Predictor.complete; after predict() on the same text the
-    prefix is not run again (only the beam's steps, one word per beam, reach the network)."""
+    prefix is neither segmented nor run again (only the beam's steps, one word per beam,
+    reach the network)."""
     session = predictor.session()
     for text in ["", "我", "我今天", "我今", "我今天去北京。他"]:
         assert session.complete(text, 4, max_words=3) == predictor.complete(text, 4, max_words=3)
@@ -157,8 +158,13 @@ def test_session_complete_equals_complete_and_reuses_the_state_of_predict(predic
     original = predictor.model.features
     monkeypatch.setattr(predictor.model, "features",
                         lambda ids, state=None: calls.append(tuple(ids.shape)) or original(ids, state))
+    segmented = []
+    original_context = predictor._context
+    monkeypatch.setattr(predictor, "_context",
+                        lambda text: segmented.append(text) or original_context(text))
     phrases = session.complete("我今天去", 3, max_words=3)
     assert all(steps == 1 for _beams, steps in calls) and len(calls) == 2
+    assert segmented == []  # the text predict() just segmented is not segmented again
     monkeypatch.undo()
     assert phrases == predictor.complete("我今天去", 3, max_words=3)
 
