@@ -207,16 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--models-root", help="parent of run directories (default: models)")
     t.add_argument("--logs-root", help="parent of TensorBoard runs (default: logs)")
     t.add_argument("--run-name", help="run directory name (default: run-<time>)")
-    t.add_argument("--cell", choices=CELLS, help="recurrent cell (default: lstm)")
+    t.add_argument("--cell", choices=CELLS, help=f"recurrent cell (default: {ModelConfig.cell})")
     t.add_argument("--embedding-dim", type=int)
     t.add_argument("--hidden-size", type=int)
     t.add_argument("--layers", type=int, help="stacked recurrent layers")
     t.add_argument("--dropout", type=float)
     t.add_argument("--tie-weights", action="store_true", help="share input/output embeddings "
                    "(full softmax)")
-    t.add_argument("--softmax", choices=SOFTMAXES, help="output layer (default: adaptive)")
+    t.add_argument("--softmax", choices=SOFTMAXES, help=f"output layer (default: {ModelConfig.softmax})")
     t.add_argument("--adaptive-cutoffs", type=int, nargs="+", metavar="N",
-                   help="word-rank bands of the adaptive softmax (default: 4000 12000)")
+                   help="word-rank bands of the adaptive softmax (default: "
+                        f"{' '.join(map(str, ModelConfig.adaptive_cutoffs))})")
     t.add_argument("--objective", choices=OBJECTIVES, help="all: loss at every word of "
                    "sentence pieces (default); last: the seed's last-word-of-window loss")
     t.add_argument("--epochs", type=int)
