@@ -26,6 +26,7 @@ from input_method.atomic import atomic_open
 from input_method.config import ModelConfig, from_dict
 from input_method.errors import CheckpointError, ModelNotFoundError
 from input_method.model import NextWordModel
+from input_method.ngram import KneserNeyTrigram
 from input_method.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -86,12 +87,18 @@ def dequantize_state_dict(packed: dict[str, Any]) -> dict[str, torch.Tensor]:
     return state
 
 
-def export_checkpoint(source: Path | str, target_dir: Path | str) -> Path:
-    """Write a shippable copy of a model: int8/fp16 weights, no training state."""
+def export_checkpoint(source: Path | str, target_dir: Path | str,
+                      ngram: dict[str, Any] | None = None) -> Path:
+    """Write a shippable copy of a model: int8/fp16 weights, no training state.
+
+    ``ngram``: an n-gram to mix into its suggestions (``mixture.ngram_payload``).
+    """
     payload = read_checkpoint(resolve_checkpoint(source))
     build_model(payload)  # refuse to export something that does not load
     payload = dict(payload, state_dict=quantize_state_dict(payload["state_dict"]),
                    quantization="int8-rows", training={})
+    if ngram is not None:
+        payload["ngram"] = ngram
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
     with atomic_open(target / BEST, "wb", encoding=None) as handle:
@@ -153,6 +160,21 @@ def build_model(payload: dict[str, Any], device: str | torch.device = "cpu"
     except (RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"the weights do not fit the model shape ({str(exc)[:200]})") from None
     return model.to(device), vocab
+
+
+def load_ngram(payload: dict[str, Any]) -> tuple[KneserNeyTrigram | None, float]:
+    """The n-gram a checkpoint mixes into the network, and its weight (None, 0.0 if none)."""
+    stored = payload.get("ngram")
+    if stored is None:
+        return None, 0.0
+    try:
+        ngram = KneserNeyTrigram.from_tables(stored["tables"])
+        weight = float(stored["weight"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"the checkpoint's n-gram is damaged ({str(exc)[:200]})") from None
+    if ngram.vocab_size != len(payload["vocab"]) or not 0.0 <= weight < 1.0:
+        raise CheckpointError("the checkpoint's n-gram does not fit its vocabulary or weight range")
+    return ngram, weight
 
 
 def load_model(model_path: Path | str, device: str | torch.device = "cpu"

@@ -23,6 +23,7 @@ from input_method.config import (
     SOFTMAXES,
     UNITS,
     EvalConfig,
+    ExportConfig,
     ModelConfig,
     ProcessConfig,
     TrainConfig,
@@ -141,9 +142,17 @@ def _learn(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from input_method import mixture
     from input_method.checkpoint import export_checkpoint
 
-    path = export_checkpoint(args.model, args.output)
+    config = override(ExportConfig(), ngram_min_count=args.ngram_min_count,
+                      data_dir=args.data_dir, tune_windows=args.tune_windows)
+    ngram = mixture.fit(args.model, config)
+    path = export_checkpoint(args.model, args.output, ngram)
+    if ngram is not None:
+        print(f"mixed in the trigram of {config.data_dir} ({ngram['entries']:,} entries seen "
+              f"{config.ngram_min_count}+ times) with weight {ngram['weight']}, chosen on "
+              f"{config.tune_windows:,} validation windows")
     print(f"exported {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB); "
           f"score it with: ime evaluate --model {args.output}")
     return 0
@@ -282,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "no training state, e.g. to ship as models/default.")
     x.add_argument("--model", required=True, help="model directory or checkpoint to export")
     x.add_argument("--output", required=True, help="directory to write (e.g. models/default)")
+    x.add_argument("--ngram-min-count", type=int, metavar="M",
+                   help="mix in the training split's Kneser-Ney trigram, keeping entries seen "
+                   f"at least M times (default: {ExportConfig.ngram_min_count}, none)")
+    x.add_argument("--data-dir", help="the processed data the model was trained on, for the "
+                   f"trigram (default: {ExportConfig.data_dir})")
+    x.add_argument("--tune-windows", type=int, help="validation windows the trigram's weight "
+                   f"is chosen on (default: {ExportConfig.tune_windows})")
     x.set_defaults(handler=_export)
 
     b = sub.add_parser("bench", help="measure latency, training and preprocessing speed",

@@ -135,6 +135,20 @@ class AdaptConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """Shipping a model (``ime export``): int8 weights and, optionally, a trigram mixed in."""
+
+    # 0: no n-gram. M > 0: the Kneser-Ney trigram of the training split, entries seen
+    # fewer than M times pruned, mixed into the network's suggestions (mixture.py)
+    ngram_min_count: int = 0
+    data_dir: str = "data/processed"  # the data the model was trained on
+    tune_windows: int = 20000  # validation windows the mixture weight is chosen on
+    # candidate weights of the trigram; 0.0 wins when mixing does not help, and then
+    # nothing is mixed in
+    ngram_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """How a trained model is scored on the test split."""
 

@@ -18,13 +18,14 @@ import torch
 from tqdm import tqdm
 
 from input_method.atomic import atomic_write_text
-from input_method.checkpoint import load_model, resolve_checkpoint
+from input_method.checkpoint import load_model, load_ngram, resolve_checkpoint
 from input_method.config import EvalConfig
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
 from input_method.metrics import RankingTotals
+from input_method.mixture import last_two
 from input_method.model import window_logits
-from input_method.ngram import KneserNeyTrigram
+from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.runtime import resolve_device
 from input_method.segment import HAN
 from input_method.vocab import Vocab
@@ -79,30 +80,43 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     is_han = han_mask(vocab).to(device)
     lengths = target_lengths(data_dir / f"{config.split}.tokens.txt", len(test), test.skipped)
 
+    # The model as the engine serves it: with the n-gram it ships, if any, mixed in;
+    # then the network alone is scored too, to show what each part brings.
+    ngram, weight = load_ngram(payload)
     started = time.perf_counter()
     model_scores = _Scores(vocab.special_ids, is_han)
+    network_scores = _Scores(vocab.special_ids, is_han)
     with torch.inference_mode():
         for index, (inputs, targets) in enumerate(tqdm(
                 test.batches(config.batch_size), desc="evaluate model",
                 total=test.num_batches(config.batch_size), unit="batch")):
+            chars = _batch_slice(lengths, index, config.batch_size)
             logits = window_logits(model, inputs.to(device), vocab.pad_id)
-            model_scores.add(torch.log_softmax(logits.float(), -1), targets.to(device),
-                             _batch_slice(lengths, index, config.batch_size))
+            log_probs = torch.log_softmax(logits.float(), -1)
+            if ngram is not None:
+                network_scores.add(log_probs, targets.to(device), chars)
+                log_probs = mix_log_probs(
+                    log_probs, ngram.log_probs(last_two(inputs, vocab.pad_id)).to(device), weight)
+            model_scores.add(log_probs, targets.to(device), chars)
     results: dict[str, Any] = {
         "model": model_scores.summary(),
         "model_seconds": round(time.perf_counter() - started, 1),
     }
+    if ngram is not None:
+        results["network_alone"] = network_scores.summary()
+        results["ngram"] = {"weight": weight, "min_count": ngram.min_count,
+                            "entries": ngram.entries()}
 
     if config.baseline:
         started = time.perf_counter()
         train = WindowDataset.from_split(data_dir, "train", window_size, len(vocab))
-        trigram = KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
+        trigram = KneserNeyTrigram(len(vocab), last_two(train.inputs, vocab.pad_id),
                                    train.targets)
         baseline_scores = _Scores(vocab.special_ids, is_han.cpu())
         for index, (inputs, targets) in enumerate(tqdm(
                 test.batches(512), desc="evaluate trigram", total=test.num_batches(512),
                 unit="batch")):
-            baseline_scores.add(trigram.log_probs(_last_two(inputs, vocab.pad_id)), targets,
+            baseline_scores.add(trigram.log_probs(last_two(inputs, vocab.pad_id)), targets,
                                 _batch_slice(lengths, index, 512))
         results["kneser_ney_trigram"] = baseline_scores.summary()
         results["kneser_ney_seconds"] = round(time.perf_counter() - started, 1)
@@ -143,13 +157,6 @@ def _batch_slice(lengths: torch.Tensor | None, index: int, batch_size: int) -> t
     return lengths[index * batch_size:(index + 1) * batch_size]
 
 
-def _last_two(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """(N, context) -> (N, 2): the trigram's context, padded if the window is shorter."""
-    if inputs.shape[1] >= 2:
-        return inputs[:, -2:]
-    return torch.cat([torch.full_like(inputs[:, :1], pad_id), inputs], dim=1)
-
-
 ROWS = (("hit@1", "{:.4f}"), ("hit@5", "{:.4f}"), ("hit@10", "{:.4f}"), ("mrr", "{:.4f}"),
         ("perplexity", "{:.1f}"), ("keystroke_savings", "{:.4f}"))
 
@@ -157,6 +164,8 @@ ROWS = (("hit@1", "{:.4f}"), ("hit@5", "{:.4f}"), ("hit@10", "{:.4f}"), ("mrr", 
 def format_table(results: dict[str, Any]) -> str:
     """The evaluation as a plain-text table, model and baseline side by side."""
     columns = [("model", results["model"])]
+    if "network_alone" in results:  # the model mixes in an n-gram: show the network alone too
+        columns.append(("network alone", results["network_alone"]))
     if "kneser_ney_trigram" in results:
         columns.append(("KN trigram", results["kneser_ney_trigram"]))
     lines = [f"{results['split']} split: {results['windows']} windows "
@@ -171,7 +180,7 @@ def format_table(results: dict[str, Any]) -> str:
             han = fmt.format(scores["han_targets"][key])
             cells.append(f"{value} ({han})")
         lines.append(f"{key:<12}" + "".join(f"{c:>24}" for c in cells))
-    if len(columns) == 2:
+    if "kneser_ney_trigram" in results:
         model, base = results["model"], results["kneser_ney_trigram"]
         ratios = ", ".join(f"{k} x{model[k] / base[k]:.2f}" for k in ("hit@1", "hit@5")
                            if base[k] > 0)

@@ -13,11 +13,23 @@ D = n1 / (n1 + 2 n2).) A context never seen passes its whole mass down.
 
 Counts are kept as sorted int64 keys (``(u*V + v)*V + w``), so every lookup
 is a ``searchsorted`` and a batch's full distributions are built densely.
+
+The same model can ship inside a checkpoint and be mixed into the network's
+suggestions (:func:`mix_log_probs`): :meth:`KneserNeyTrigram.tables` packs its
+(usually pruned) counts into a few zlib-compressed integer arrays, and
+:meth:`KneserNeyTrigram.from_tables` rebuilds exactly the same model.
 """
 
 from __future__ import annotations
 
+import math
+import zlib
+from typing import Any
+
+import numpy as np
 import torch
+
+TABLES_VERSION = 1
 
 
 def _discount(counts: torch.Tensor) -> float:
@@ -32,18 +44,70 @@ def _segment_sum(values: torch.Tensor, groups: torch.Tensor, size: int) -> torch
     return torch.zeros(size, dtype=values.dtype).index_add_(0, groups, values)
 
 
-def _order(keys: torch.Tensor, counts: torch.Tensor, discount: float, vocab_size: int,
-           min_count: int) -> tuple[torch.Tensor, ...]:
-    """One order's tables from its sorted keys (context * V + word) and their counts:
-    kept keys, discounted counts, contexts, each context's total and backoff weight."""
-    adjusted = (counts.double() - discount).clamp(min=0)
-    contexts, index = torch.unique(keys // vocab_size, return_inverse=True)
-    total = _segment_sum(counts.double(), index, len(contexts))
-    keep = counts >= min_count
-    kept_mass = _segment_sum(adjusted[keep], index[keep], len(contexts))
-    # Unpruned, 1 - kept_mass / total is exactly D * N1+(context .) / c(context .).
-    backoff = 1 - kept_mass / total
-    return keys[keep], adjusted[keep], contexts, total, backoff
+class _Order:
+    """One order's kept entries, CSR-style by context.
+
+    ``contexts`` (C,) sorted context ids that keep at least one entry, their
+    ``totals`` (C,) (all counts of the context, pruned ones too) and ``lengths``
+    (C,) (kept entries); ``words`` (E,) and ``counts`` (E,) the kept entries,
+    context by context, words ascending. A context that keeps nothing passes
+    all its mass down, exactly like an unseen one, so it is not stored.
+    """
+
+    def __init__(self, contexts: torch.Tensor, totals: torch.Tensor, lengths: torch.Tensor,
+                 words: torch.Tensor, counts: torch.Tensor, discount: float,
+                 vocab_size: int) -> None:
+        self.contexts, self.totals, self.lengths = contexts, totals, lengths
+        self.words, self.counts, self.discount = words, counts, discount
+        owner = torch.repeat_interleave(torch.arange(len(contexts)), lengths)  # (E,)
+        self.keys = contexts[owner] * vocab_size + words  # (E,) sorted
+        # P(w | ctx) = values[entry] + backoff[ctx] * P_lower(w)
+        self.values = (counts.double() - discount).clamp(min=0) / totals[owner].double()
+        self.backoff = 1 - _segment_sum(self.values, owner, len(contexts))
+
+    @classmethod
+    def from_counts(cls, keys: torch.Tensor, counts: torch.Tensor, discount: float,
+                    vocab_size: int, min_count: int) -> _Order:
+        """From sorted keys (context * V + word) and their counts, keeping counts >= min_count."""
+        contexts, index = torch.unique(keys // vocab_size, return_inverse=True)
+        totals = _segment_sum(counts, index, len(contexts))
+        keep = counts >= min_count
+        lengths = torch.bincount(index[keep], minlength=len(contexts))
+        has = lengths > 0
+        return cls(contexts[has], totals[has], lengths[has], keys[keep] % vocab_size,
+                   counts[keep], discount, vocab_size)
+
+    def pack(self) -> dict[str, Any]:
+        """The integer arrays, compressed (contexts as gaps, which compress well)."""
+        gaps = torch.diff(self.contexts, prepend=torch.zeros(1, dtype=self.contexts.dtype))
+        return {"discount": self.discount, "contexts": _compress(gaps),
+                "totals": _compress(self.totals), "lengths": _compress(self.lengths),
+                "words": _compress(self.words), "counts": _compress(self.counts)}
+
+    @classmethod
+    def unpack(cls, packed: dict[str, Any], vocab_size: int) -> _Order:
+        """Inverse of :meth:`pack`."""
+        return cls(torch.cumsum(_decompress(packed["contexts"]), 0),
+                   _decompress(packed["totals"]), _decompress(packed["lengths"]),
+                   _decompress(packed["words"]), _decompress(packed["counts"]),
+                   float(packed["discount"]), vocab_size)
+
+    def entries(self) -> int:
+        """Kept entries."""
+        return len(self.words)
+
+
+def _compress(values: torch.Tensor) -> torch.Tensor:
+    """int64 values -> zlib bytes as a uint8 tensor (a checkpoint holds only tensors)."""
+    array = values.numpy().astype(np.int64)
+    assert array.size == 0 or (array.min() >= -2**31 and array.max() < 2**31)
+    data = zlib.compress(array.astype("<i4").tobytes(), 9)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def _decompress(data: torch.Tensor) -> torch.Tensor:
+    raw = zlib.decompress(data.numpy().tobytes())
+    return torch.from_numpy(np.frombuffer(raw, dtype="<i4").astype(np.int64))
 
 
 class KneserNeyTrigram:
@@ -58,30 +122,69 @@ class KneserNeyTrigram:
         context's backoff weight is what its kept entries leave), so every
         distribution still sums to one. Discounts come from the full counts.
         """
-        V = self.vocab_size = vocab_size
+        V = vocab_size
         u, v, w = contexts[:, 0].long(), contexts[:, 1].long(), targets.long()
         # Trigram counts c(u v w), keyed (u*V + v)*V + w, sorted.
         keys3, counts3 = torch.unique((u * V + v) * V + w, return_counts=True)
-        self.d3 = _discount(counts3)
-        self.keys3, self.adj3, self.ctx3, self.ctx3_total, self.ctx3_backoff = _order(
-            keys3, counts3, self.d3, V, min_count)
-
+        trigram = _Order.from_counts(keys3, counts3, _discount(counts3), V, min_count)
         # Continuation counts N1+(. v w): one per distinct trigram type ending in v w.
         keys2, cont2 = torch.unique(keys3 % (V * V), return_counts=True)
-        self.d2 = _discount(cont2)
-        self.keys2, self.adj2, self.ctx2, self.ctx2_total, self.ctx2_backoff = _order(
-            keys2, cont2, self.d2, V, min_count)
+        bigram = _Order.from_counts(keys2, cont2, _discount(cont2), V, min_count)
+        # Unigram continuation counts N1+(. w).
+        cont1 = torch.bincount(keys2 % V, minlength=V)
+        self._build(V, trigram, bigram, cont1, min_count)
 
-        # Unigram continuation counts N1+(. w), interpolated with the uniform distribution.
-        cont1 = torch.bincount(keys2 % V, minlength=V).double()
+    def _build(self, vocab_size: int, trigram: _Order, bigram: _Order,
+               cont1: torch.Tensor, min_count: int) -> None:
+        self.vocab_size, self.trigram, self.bigram = vocab_size, trigram, bigram
+        self.cont1, self.min_count = cont1, min_count
+        self.d3, self.d2 = trigram.discount, bigram.discount
+        # Unigrams interpolated with the uniform distribution.
+        cont = cont1.double()
         self.d1 = _discount(cont1[cont1 > 0])
-        total1 = cont1.sum()
-        self.p1 = ((cont1 - self.d1).clamp(min=0) / total1
-                   + self.d1 * (cont1 > 0).sum() / total1 / V)  # (V,)
+        total1 = cont.sum()
+        self.p1 = ((cont - self.d1).clamp(min=0) / total1
+                   + self.d1 * (cont > 0).sum() / total1 / vocab_size)  # (V,)
+
+    @property
+    def keys3(self) -> torch.Tensor:
+        """Kept trigram keys ((u*V + v)*V + w), sorted."""
+        return self.trigram.keys
+
+    @property
+    def keys2(self) -> torch.Tensor:
+        """Kept bigram keys (v*V + w), sorted."""
+        return self.bigram.keys
+
+    def tables(self) -> dict[str, Any]:
+        """Everything the model is, as compressed integer tensors (for a checkpoint)."""
+        return {"version": TABLES_VERSION, "vocab_size": self.vocab_size,
+                "min_count": self.min_count, "trigram": self.trigram.pack(),
+                "bigram": self.bigram.pack(), "unigram": _compress(self.cont1)}
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, Any]) -> KneserNeyTrigram:
+        """Rebuild the model :meth:`tables` packed; raises ValueError if they are not that."""
+        if not isinstance(tables, dict) or tables.get("version") != TABLES_VERSION:
+            raise ValueError("not n-gram tables of a version this program reads")
+        try:
+            V = int(tables["vocab_size"])
+            model = cls.__new__(cls)
+            model._build(V, _Order.unpack(tables["trigram"], V), _Order.unpack(tables["bigram"], V),
+                         _decompress(tables["unigram"]), int(tables["min_count"]))
+        except (KeyError, TypeError, RuntimeError, zlib.error) as exc:
+            raise ValueError(f"damaged n-gram tables ({exc})") from None
+        return model
+
+    def entries(self) -> int:
+        """Kept trigram and bigram entries."""
+        return self.trigram.entries() + self.bigram.entries()
 
     @staticmethod
     def _lookup(sorted_keys: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Index of each query in ``sorted_keys`` and whether it is there."""
+        if len(sorted_keys) == 0:
+            return torch.zeros_like(queries), torch.zeros_like(queries, dtype=torch.bool)
         index = torch.searchsorted(sorted_keys, queries).clamp(max=len(sorted_keys) - 1)
         return index, sorted_keys[index] == queries
 
@@ -101,18 +204,26 @@ class KneserNeyTrigram:
         V = self.vocab_size
         u, v = contexts[:, 0].long().contiguous(), contexts[:, 1].long().contiguous()
         batch = len(u)
+        one = torch.ones(batch, dtype=torch.double)
+        bigram, trigram = self.bigram, self.trigram
 
         # Interpolation weights; an unseen context gives all its mass to the lower order.
-        i2, seen2 = self._lookup(self.ctx2, v)
-        lam2 = torch.where(seen2, self.ctx2_backoff[i2], torch.ones(batch, dtype=torch.double))
-        i3, seen3 = self._lookup(self.ctx3, u * V + v)
-        lam3 = torch.where(seen3, self.ctx3_backoff[i3], torch.ones(batch, dtype=torch.double))
+        i2, seen2 = self._lookup(bigram.contexts, v)
+        lam2 = torch.where(seen2, bigram.backoff[i2], one) if len(bigram.contexts) else one
+        i3, seen3 = self._lookup(trigram.contexts, u * V + v)
+        lam3 = torch.where(seen3, trigram.backoff[i3], one) if len(trigram.contexts) else one
 
         probs = (lam3 * lam2)[:, None] * self.p1[None, :]  # (batch, V)
-        rows, pos = self._ranges(self.keys2, v * V, (v + 1) * V)
-        values = lam3[rows] * self.adj2[pos] / self.ctx2_total[i2[rows]]
-        probs.index_put_((rows, self.keys2[pos] % V), values, accumulate=True)
-        rows, pos = self._ranges(self.keys3, (u * V + v) * V, (u * V + v + 1) * V)
-        values = self.adj3[pos] / self.ctx3_total[i3[rows]]
-        probs.index_put_((rows, self.keys3[pos] % V), values, accumulate=True)
+        rows, pos = self._ranges(bigram.keys, v * V, (v + 1) * V)
+        probs.index_put_((rows, bigram.words[pos]), lam3[rows] * bigram.values[pos],
+                         accumulate=True)
+        rows, pos = self._ranges(trigram.keys, (u * V + v) * V, (u * V + v + 1) * V)
+        probs.index_put_((rows, trigram.words[pos]), trigram.values[pos], accumulate=True)
         return probs.log().float()
+
+
+def mix_log_probs(network: torch.Tensor, ngram: torch.Tensor, weight: float) -> torch.Tensor:
+    """log((1 - weight) P_network + weight P_ngram), from log-probabilities of either shape."""
+    if weight <= 0:
+        return network
+    return torch.logaddexp(network + math.log1p(-weight), ngram + math.log(weight))

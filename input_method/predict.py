@@ -1,7 +1,8 @@
 """The prediction engine: load a model once, suggest next words many times.
 
     prefix text ──tail──> jieba words ──current sentence──> [<s>] + words
-    ──last context_size ids, left-padded──> model ──softmax──> top-k words
+    ──last context_size ids──> model ──softmax──┬──> top-k words
+    ──last two ids──> n-gram (if the model ships one, mixture.py) ──┘
 
 ``<pad>``, ``<unk>`` and ``<s>`` are never suggested; probabilities are the
 model's own (not renormalised after removing them).
@@ -20,11 +21,13 @@ from typing import Any
 import torch
 
 from input_method.adapt import adapt, load_adapted, save_adapted, weights_fingerprint
-from input_method.checkpoint import load_model
+from input_method.checkpoint import load_model, load_ngram
 from input_method.config import DEFAULT_MODEL_DIR, AdaptConfig
 from input_method.corpus import clean_text
 from input_method.learn import ADAPTED_BLEND, BLEND, UserModel
+from input_method.mixture import last_two_ids
 from input_method.model import NextWordModel, State
+from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.pinyin import PinyinIndex, normalize_typed
 from input_method.segment import Segmenter, current_sentence
 from input_method.serving import ServingModel
@@ -44,7 +47,8 @@ class Predictor:
 
     def __init__(self, model: NextWordModel, vocab: Vocab, context_size: int,
                  segmenter: Segmenter | None = None, name: str = "",
-                 user_model: UserModel | None = None, int8_output: bool = True) -> None:
+                 user_model: UserModel | None = None, int8_output: bool = True,
+                 ngram: KneserNeyTrigram | None = None, ngram_weight: float = 0.0) -> None:
         self.base_model = model.eval()  # never changed; adapt() fine-tunes a copy
         self._int8_output = int8_output
         # The network as the engine runs it (serving.py): step-wise cells and,
@@ -56,6 +60,9 @@ class Predictor:
         self.name = name
         self.user_model = user_model if user_model is not None else UserModel(vocab, learning=False)
         self._never = torch.tensor(vocab.special_ids)
+        # The trigram shipped with the model, mixed into every distribution (mixture.py).
+        self.ngram = ngram
+        self.ngram_weight = ngram_weight if ngram is not None else 0.0
         self.adapted = False
         if self._adapted_path is not None and self._adapted_path.is_file():
             adapted = load_adapted(self._adapted_path, model, weights_fingerprint(model))
@@ -93,7 +100,9 @@ class Predictor:
         name = path.name if path.is_dir() else path.parent.name
         user = UserModel(vocab, Path(history) if history is not None else None, learning)
         segmenter = Segmenter(user_dict, str(payload.get("unit", "word")))
-        return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output)
+        ngram, weight = load_ngram(payload)
+        return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output,
+                   ngram, weight)
 
     def learn(self, text: str) -> None:
         """Learn the user's word pairs from ``text`` (nothing when learning is off)."""
@@ -181,8 +190,17 @@ class Predictor:
             previous = self.vocab.itos[context_ids[-1]]
         with torch.inference_mode():
             logits, _ = self.model(torch.tensor([context_ids]), last_only=True)  # (1, V)
-            return self.user_model.blend(torch.log_softmax(logits[0].float(), dim=-1),
-                                         previous)
+            log_probs = self.distributions(logits, [last_two_ids(context_ids, self.vocab.pad_id)])
+            return self.user_model.blend(log_probs[0], previous)
+
+    def distributions(self, logits: torch.Tensor, last_two: list[list[int]]) -> torch.Tensor:
+        """The model's log-distributions from the network's ``logits`` (batch, V) and each
+        row's last two context ids: the shipped n-gram is mixed in here, nowhere else."""
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch, V)
+        if self.ngram is None:
+            return log_probs
+        return mix_log_probs(log_probs, self.ngram.log_probs(torch.tensor(last_two)),
+                             self.ngram_weight)
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The ``top_k`` most likely next words after ``prefix``, best first, with probabilities.
@@ -230,13 +248,16 @@ class Predictor:
         """
         _check_top_k(top_k)
         model = self.model
+        ids = self.context_ids(prefix)
         with torch.inference_mode():
-            features, state = model.features(torch.tensor([self.context_ids(prefix)]))
-        return self._phrases(model, features[:, -1], state, top_k, max_words, beam_width)
+            features, state = model.features(torch.tensor([ids]))
+        return self._phrases(model, features[:, -1], state, ids, top_k, max_words, beam_width)
 
-    def _phrases(self, model: ServingModel, last: torch.Tensor, state: State, top_k: int,
-                 max_words: int, beam_width: int) -> list[Suggestion]:
-        """Beam search from the network's output ``last`` (1, hidden) and its ``state``."""
+    def _phrases(self, model: ServingModel, last: torch.Tensor, state: State,
+                 context_ids: list[int], top_k: int, max_words: int,
+                 beam_width: int) -> list[Suggestion]:
+        """Beam search from the network's output ``last`` (1, hidden) and its ``state``
+        after ``context_ids``."""
         if max_words < 2:
             raise ValueError("max_words must be at least 2 (single words: use predict)")
         width = beam_width or max(2 * top_k, 8)
@@ -245,8 +266,10 @@ class Predictor:
         with torch.inference_mode():
             scores = torch.zeros(1)  # (beams,) joint log-probability so far
             paths: list[list[int]] = [[]]
+            pad = self.vocab.pad_id
             for depth in range(max_words):
-                log_probs = torch.log_softmax(model.logits(last).float(), -1)  # (beams, V)
+                before = [last_two_ids(context_ids + path, pad) for path in paths]
+                log_probs = self.distributions(model.logits(last), before)  # (beams, V)
                 log_probs[:, self._never] = -math.inf
                 total = (scores[:, None] + log_probs).flatten()
                 scores, flat = torch.topk(total, min(width, len(total)))
@@ -316,17 +339,20 @@ class TypingSession:
         """The same suggestions as ``Predictor.predict(prefix, top_k, pinyin)``, incrementally."""
         _check_top_k(top_k)
         model, last, _, previous = self._advance(prefix)
+        predictor = self.predictor
         with torch.inference_mode():
-            log_probs = torch.log_softmax(model.logits(last)[0].float(), -1)  # (V,)
-            log_probs = self.predictor.user_model.blend(log_probs, previous)
-        return self.predictor.top_words(log_probs, top_k, pinyin)
+            before = last_two_ids(self._ids, predictor.vocab.pad_id)
+            log_probs = predictor.distributions(model.logits(last), [before])[0]  # (V,)
+            log_probs = predictor.user_model.blend(log_probs, previous)
+        return predictor.top_words(log_probs, top_k, pinyin)
 
     def complete(self, prefix: str, top_k: int = 5, max_words: int = 3,
                  beam_width: int = 0) -> list[Suggestion]:
         """The same phrases as ``Predictor.complete``, from the state kept for ``prefix``."""
         _check_top_k(top_k)
         model, last, state, _ = self._advance(prefix)
-        return self.predictor._phrases(model, last, state, top_k, max_words, beam_width)
+        return self.predictor._phrases(model, last, state, list(self._ids), top_k, max_words,
+                                       beam_width)
 
     def _advance(self, prefix: str) -> tuple[ServingModel, torch.Tensor, State, str]:
         """Run the words of ``prefix`` not run before: the network, its last output

@@ -7,7 +7,7 @@ For each weight w, scores ``(1 - w) P_model + w P_trigram`` on the first
 ``--windows`` windows of a split: hit@1, hit@5 (specials never suggested) and
 perplexity. w = 0 is the model alone, w = 1 the trigram alone. With several
 ``--min-count`` values, each pruned trigram (ngram.py) is scored, with its
-number of kept entries (what shipping it would cost). Choose w on
+number of kept entries and its packed size (what shipping it costs). Choose w on
 ``valid``; the README's figure was measured on ``test`` only to size the idea.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 
 from input_method.checkpoint import load_model
 from input_method.dataset import WindowDataset, context_size_of
-from input_method.evaluate import _last_two
+from input_method.mixture import last_two
 from input_method.model import window_logits
 from input_method.ngram import KneserNeyTrigram
 
@@ -40,7 +41,7 @@ def mixture(model_dir: str, data_dir: str, split: str, windows: int,
     scored = WindowDataset.from_split(data, split, window_size, len(vocab), windows
                                       ).last_words(context)
     train = WindowDataset.from_split(data, "train", window_size, len(vocab))
-    trigrams = {m: KneserNeyTrigram(len(vocab), _last_two(train.inputs, vocab.pad_id),
+    trigrams = {m: KneserNeyTrigram(len(vocab), last_two(train.inputs, vocab.pad_id),
                                     train.targets, min_count=m) for m in min_counts}
     never = torch.tensor(vocab.special_ids)
     totals = {(m, w): [0, 0, 0.0] for m in min_counts for w in WEIGHTS}  # hit@1, hit@5, -log p
@@ -48,7 +49,7 @@ def mixture(model_dir: str, data_dir: str, split: str, windows: int,
         for inputs, targets in scored.batches(1000):
             network = torch.softmax(window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
             for m, trigram in trigrams.items():
-                counts = trigram.log_probs(_last_two(inputs, vocab.pad_id)).exp()
+                counts = trigram.log_probs(last_two(inputs, vocab.pad_id)).exp()
                 for w in WEIGHTS:
                     total = totals[m, w]
                     mixed = (1 - w) * network + w * counts  # (batch, vocab)
@@ -60,6 +61,7 @@ def mixture(model_dir: str, data_dir: str, split: str, windows: int,
     n = len(scored)
     return {"split": split, "windows": n, "by_min_count": {
         str(m): {"trigrams": len(trigram.keys3), "bigrams": len(trigram.keys2),
+                 "packed_bytes": len(pickle.dumps(trigram.tables())),
                  "by_trigram_weight": {
                      str(w): {"hit@1": round(totals[m, w][0] / n, 4),
                               "hit@5": round(totals[m, w][1] / n, 4),

@@ -92,3 +92,17 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, processed_dir: Path
 def tiny_stats(processed_dir: Path) -> dict:
     """The stats.json of the tiny processed corpus."""
     return json.loads((processed_dir / "stats.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def tiny_mixed_model_dir(tmp_path_factory: pytest.TempPathFactory, processed_dir: Path,
+                         tiny_model_dir: Path) -> Path:
+    """The tiny model exported with its training split's trigram mixed in at weight 0.3."""
+    from input_method.checkpoint import export_checkpoint
+    from input_method.mixture import build_ngram, ngram_payload
+    from input_method.vocab import Vocab
+
+    ngram = build_ngram(processed_dir, Vocab.load(processed_dir / "vocab.json"), min_count=1)
+    target = tmp_path_factory.mktemp("mixed")
+    export_checkpoint(tiny_model_dir, target, ngram_payload(ngram, 0.3, {}))
+    return target

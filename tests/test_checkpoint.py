@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from input_method.checkpoint import export_checkpoint, load_model, read_checkpoint, save_checkpoint
+from input_method.checkpoint import (
+    export_checkpoint,
+    load_model,
+    load_ngram,
+    read_checkpoint,
+    save_checkpoint,
+)
 from input_method.config import ModelConfig
 from input_method.errors import CheckpointError, ModelNotFoundError
 from input_method.model import NextWordModel
@@ -100,3 +106,18 @@ def test_export_shrinks_weights_and_keeps_predictions_close(tmp_path):
     shipped = torch.softmax(loaded(x)[0], -1)
     assert vocab.itos == big_vocab.itos
     assert torch.allclose(original, shipped, atol=1e-3)
+
+
+def test_a_shipped_trigram_round_trips_and_damage_is_a_checkpoint_error(tiny_mixed_model_dir,
+                                                                        tmp_path):
+    """load_ngram gives back the exported trigram and weight; a damaged one is refused
+    with CheckpointError, and a checkpoint without one has none."""
+    payload = read_checkpoint(tiny_mixed_model_dir / "best.pt")
+    ngram, weight = load_ngram(payload)
+    assert ngram is not None and weight == pytest.approx(0.3) and ngram.entries() > 0
+    assert load_ngram({k: v for k, v in payload.items() if k != "ngram"}) == (None, 0.0)
+    broken = dict(payload, ngram=dict(payload["ngram"], tables={"version": 1}))
+    with pytest.raises(CheckpointError, match="n-gram"):
+        load_ngram(broken)
+    with pytest.raises(CheckpointError, match="weight"):
+        load_ngram(dict(payload, ngram=dict(payload["ngram"], weight=1.5)))

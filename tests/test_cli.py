@@ -36,6 +36,12 @@ def test_process_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch
     assert main(["predict", "--model", "models/e2e", "--top-k", "3", "我今天"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("我今天 → ") and out.count("(") == 3
+    # Shipping it with the trigram (its weight chosen on validation) keeps it usable.
+    assert main(["export", "--model", "models/e2e", "--output", "models/shipped",
+                 "--ngram-min-count", "1"]) == 0
+    assert "exported models/e2e" in capsys.readouterr().out
+    assert main(["predict", "--model", "models/shipped", "--top-k", "3", "我今天"]) == 0
+    assert capsys.readouterr().out.count("(") == 3
 
 
 def test_char_unit_end_to_end_suggests_single_characters(tmp_path, capsys, monkeypatch):

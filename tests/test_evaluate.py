@@ -21,3 +21,16 @@ def test_evaluate_writes_eval_json_with_model_and_baseline(tiny_model_dir, proce
         assert 0 <= scores["keystroke_savings"] <= scores["hit@5"] * 10
     table = format_table(results)
     assert "KN trigram" in table and "hit@5" in table
+
+
+def test_evaluate_scores_the_shipped_mixture_and_the_network_alone(tiny_mixed_model_dir,
+                                                                   processed_dir):
+    """A model with a trigram inside is scored as served (mixed), with the network alone
+    beside it, and the table shows both."""
+    results = evaluate(EvalConfig(model_dir=str(tiny_mixed_model_dir),
+                                  data_dir=str(processed_dir), device="cpu", baseline=False))
+    assert results["ngram"]["weight"] == 0.3 and results["ngram"]["entries"] > 0
+    mixed, alone = results["model"], results["network_alone"]
+    assert mixed["windows"] == alone["windows"] == results["windows"]
+    assert mixed["perplexity"] != alone["perplexity"]
+    assert "network alone" in format_table(results)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from input_method.ngram import KneserNeyTrigram
+from input_method.ngram import KneserNeyTrigram, mix_log_probs
 
 V = 8
 
@@ -63,3 +64,42 @@ def test_pruned_trigram_keeps_proper_distributions_and_its_frequent_entries():
     assert abs(float(p_full[5] - p_pruned[5])) < 0.1
     # c(3 4 6) = 1 is pruned: its probability is the backoff mass times the lower orders.
     assert p_pruned[6] < p_full[6]
+
+
+def test_tables_rebuild_the_same_model_and_survive_a_checkpoint(tmp_path):
+    """tables() -> torch.save -> torch.load(weights_only=True) -> from_tables gives
+    exactly the same distributions, pruned or not."""
+    contexts = torch.tensor([[3, 4], [2, 3], [7, 7], [0, 2], [4, 5]])
+    for min_count in (1, 2):
+        model = KneserNeyTrigram(V, *_triples(), min_count=min_count)
+        path = tmp_path / f"tables{min_count}.pt"
+        torch.save({"ngram": model.tables()}, path)
+        loaded = torch.load(path, weights_only=True)["ngram"]
+        rebuilt = KneserNeyTrigram.from_tables(loaded)
+        assert rebuilt.entries() == model.entries()
+        assert torch.equal(rebuilt.log_probs(contexts), model.log_probs(contexts))
+
+
+def test_from_tables_refuses_damaged_tables():
+    """Tables of another version or with missing parts raise ValueError, not a crash later."""
+    tables = _model().tables()
+    with pytest.raises(ValueError):
+        KneserNeyTrigram.from_tables(dict(tables, version=99))
+    broken = dict(tables)
+    del broken["bigram"]
+    with pytest.raises(ValueError):
+        KneserNeyTrigram.from_tables(broken)
+
+
+def test_mixture_is_a_proper_distribution_between_its_parts():
+    """mix_log_probs interpolates probabilities: it sums to one, weight 0 is the network
+    alone, and each word's mixed probability lies between its two parts."""
+    network = torch.log_softmax(torch.randn(3, V, generator=torch.Generator().manual_seed(1)), -1)
+    ngram = _model().log_probs(torch.tensor([[3, 4], [2, 3], [7, 7]]))
+    mixed = mix_log_probs(network, ngram, 0.3)
+    assert torch.allclose(mixed.exp().sum(1), torch.ones(3), atol=1e-5)
+    assert torch.equal(mix_log_probs(network, ngram, 0.0), network)
+    low, high = torch.minimum(network, ngram), torch.maximum(network, ngram)
+    assert ((mixed >= low - 1e-6) & (mixed <= high + 1e-6)).all()
+    expected = torch.log(0.7 * network.exp() + 0.3 * ngram.exp())
+    assert torch.allclose(mixed, expected, atol=1e-5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,10 +13,27 @@ from input_method.config import SPECIAL_TOKENS
 from input_method.predict import MAX_PREFIX_CHARS, Predictor
 
 
-@pytest.fixture(scope="module")
-def predictor(tiny_model_dir):
-    """The tiny model, loaded once."""
-    return Predictor.load(tiny_model_dir)
+@pytest.fixture(scope="module", params=["network", "mixed"])
+def predictor(request, tiny_model_dir, tiny_mixed_model_dir):
+    """The tiny model, loaded once: the network alone, then exported with a trigram mixed in
+    (every test here holds for both)."""
+    return Predictor.load(tiny_model_dir if request.param == "network" else tiny_mixed_model_dir)
+
+
+def test_a_shipped_trigram_is_mixed_into_the_suggested_probabilities(tiny_mixed_model_dir):
+    """With a trigram in the checkpoint, P(w) = (1 - λ) P_network(w) + λ P_trigram(w | last
+    two ids), recomputed here from the two parts."""
+    mixed = Predictor.load(tiny_mixed_model_dir)
+    assert mixed.ngram is not None and mixed.ngram_weight == pytest.approx(0.3)
+    ids = mixed.context_ids("我们喜欢")
+    with torch.inference_mode():
+        logits, _ = mixed.model(torch.tensor([ids]), last_only=True)
+        network = torch.softmax(logits[0].float(), -1)
+        trigram = mixed.ngram.log_probs(torch.tensor([ids[-2:]]))[0].exp()
+    expected = 0.7 * network + 0.3 * trigram
+    for word, prob in mixed.predict("我们喜欢", top_k=5):
+        assert prob == pytest.approx(expected[mixed.vocab.stoi[word]].item(), rel=1e-4)
+    assert not torch.allclose(expected, network)  # the trigram does change the distribution
 
 
 @pytest.mark.parametrize("top_k", [1, 5, 9])

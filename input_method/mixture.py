@@ -1,0 +1,121 @@
+"""The n-gram mixed into a shipped model: built from the training split, weighted on validation.
+
+The network generalises; a Kneser-Ney trigram remembers the exact word
+triples of the training text, rare ones included. Mixing them,
+
+    P(w | context) = (1 - λ) P_network(w | context) + λ P_trigram(w | last two words)
+
+ranks better than either (README: "Mixing in the trigram"). ``ime export
+--ngram-min-count M`` builds the trigram from the training windows of the
+data the model was trained on, prunes entries seen fewer than M times (to fit
+the size budget), picks λ on validation windows, and stores both in the
+checkpoint (``checkpoint.load_ngram`` reads them back). Nothing here looks at
+the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from input_method.checkpoint import load_model
+from input_method.config import ExportConfig
+from input_method.dataset import WindowDataset, context_size_of
+from input_method.errors import CheckpointError, CorpusError
+from input_method.model import NextWordModel, window_logits
+from input_method.ngram import KneserNeyTrigram, mix_log_probs
+from input_method.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+
+def last_two(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """(N, context) -> (N, 2): the trigram's context, padded if the window is shorter."""
+    if inputs.shape[1] >= 2:
+        return inputs[:, -2:]
+    return torch.cat([torch.full_like(inputs[:, :1], pad_id), inputs], dim=1)
+
+
+def last_two_ids(ids: list[int], pad_id: int) -> list[int]:
+    """The same for one context given as a list of ids (``<pad>`` fills a short one)."""
+    return ([pad_id, pad_id] + ids)[-2:]
+
+
+def _check_data(data_dir: Path, vocab: Vocab) -> None:
+    data_vocab = data_dir / "vocab.json"
+    if not data_vocab.is_file():
+        raise CorpusError(f"no processed data in {data_dir}; run `ime process` first")
+    if Vocab.load(data_vocab).fingerprint() != vocab.fingerprint():
+        raise CheckpointError(f"{data_dir} was processed with another vocabulary than the "
+                              "model; build the n-gram from the data the model was trained on")
+
+
+def build_ngram(data_dir: Path | str, vocab: Vocab, min_count: int) -> KneserNeyTrigram:
+    """The Kneser-Ney trigram of the training split, pruned below ``min_count``."""
+    data = Path(data_dir)
+    _check_data(data, vocab)
+    train = WindowDataset.from_split(data, "train", context_size_of(data), len(vocab))
+    return KneserNeyTrigram(len(vocab), last_two(train.inputs, vocab.pad_id), train.targets,
+                            min_count=min_count)
+
+
+def choose_weight(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
+                  data_dir: Path | str, context_size: int, windows: int,
+                  weights: tuple[float, ...]) -> tuple[float, dict[str, dict[str, float]]]:
+    """The weight of ``weights`` with the lowest validation loss, and every weight's figures.
+
+    Loss (log-perplexity) rather than hit@k: it weighs the whole distribution
+    and moves smoothly with λ, so the first ``windows`` validation windows
+    suffice to place it.
+    """
+    data = Path(data_dir)
+    _check_data(data, vocab)
+    valid = WindowDataset.from_split(data, "valid", context_size_of(data), len(vocab), windows
+                                     ).last_words(context_size)
+    never = torch.tensor(vocab.special_ids)
+    totals = {w: [0.0, 0, 0] for w in weights}  # -log p, hit@1, hit@5
+    with torch.inference_mode():
+        for inputs, targets in valid.batches(1000):
+            network = torch.log_softmax(
+                window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
+            counts = ngram.log_probs(last_two(inputs, vocab.pad_id))
+            for weight in weights:
+                mixed = mix_log_probs(network, counts, weight)
+                totals[weight][0] -= mixed.gather(1, targets[:, None]).sum().item()
+                mixed[:, never] = -math.inf
+                top = mixed.topk(5).indices
+                totals[weight][1] += int((top[:, 0] == targets).sum())
+                totals[weight][2] += int((top == targets[:, None]).any(1).sum())
+    n = len(valid)
+    table = {str(w): {"perplexity": round(math.exp(t[0] / n), 2), "hit@1": round(t[1] / n, 4),
+                      "hit@5": round(t[2] / n, 4)} for w, t in totals.items()}
+    best = min(weights, key=lambda w: totals[w][0])
+    log.info("n-gram weight %.2f chosen on %d validation windows: %s", best, n, table)
+    return best, table
+
+
+def ngram_payload(ngram: KneserNeyTrigram, weight: float,
+                  validation: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint stores under ``"ngram"``."""
+    return {"tables": ngram.tables(), "weight": weight, "min_count": ngram.min_count,
+            "entries": ngram.entries(), "validation": validation}
+
+
+def fit(model_path: Path | str, config: ExportConfig) -> dict[str, Any] | None:
+    """The n-gram payload to ship with the model at ``model_path``, or None when
+    ``config`` asks for none or validation prefers the network alone."""
+    if config.ngram_min_count <= 0:
+        return None
+    model, vocab, payload = load_model(model_path, "cpu")
+    ngram = build_ngram(config.data_dir, vocab, config.ngram_min_count)
+    weight, table = choose_weight(model, vocab, ngram, config.data_dir,
+                                  int(payload["context_size"]), config.tune_windows,
+                                  config.ngram_weights)
+    if weight <= 0:
+        log.info("validation prefers the network alone: no n-gram shipped")
+        return None
+    return ngram_payload(ngram, weight, {"windows": config.tune_windows, "by_weight": table})

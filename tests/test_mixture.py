@@ -1,0 +1,70 @@
+"""Tests for the trigram a shipped model mixes in (building it, choosing its weight)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from input_method.checkpoint import load_model
+from input_method.config import ExportConfig
+from input_method.errors import CheckpointError
+from input_method.mixture import build_ngram, choose_weight, fit, last_two, last_two_ids
+from input_method.vocab import Vocab
+
+
+def test_last_two_pads_short_contexts_like_the_windows():
+    """A context shorter than two ids is padded on the left, as windows are."""
+    assert last_two_ids([2], 0) == [0, 2]
+    assert last_two_ids([], 0) == [0, 0]
+    assert last_two_ids([2, 5, 9], 0) == [5, 9]
+    assert last_two(torch.tensor([[7]]), 0).tolist() == [[0, 7]]
+    assert last_two(torch.tensor([[0, 2, 5, 9]]), 0).tolist() == [[5, 9]]
+
+
+def test_choose_weight_takes_the_lowest_validation_perplexity(tiny_model_dir, processed_dir):
+    """The chosen weight is the one whose validation perplexity is lowest, and weight 0
+    scores the network alone."""
+    model, vocab, payload = load_model(tiny_model_dir)
+    ngram = build_ngram(processed_dir, vocab, min_count=1)
+    weights = (0.0, 0.2, 0.5, 0.9)
+    best, table = choose_weight(model, vocab, ngram, processed_dir,
+                                int(payload["context_size"]), 0, weights)
+    assert set(table) == {str(w) for w in weights}
+    assert table[str(best)]["perplexity"] == min(row["perplexity"] for row in table.values())
+    assert table["0.0"] != table["0.9"]
+    for row in table.values():
+        assert 0 <= row["hit@1"] <= row["hit@5"] <= 1
+
+
+def test_fit_ships_nothing_unless_asked(tiny_model_dir):
+    """ngram_min_count 0 (the default) means no trigram, without reading any data."""
+    assert fit(tiny_model_dir, ExportConfig(data_dir="/nonexistent")) is None
+
+
+def test_fit_returns_the_tables_with_the_weight_validation_chose(tiny_model_dir, processed_dir):
+    """With a minimum count, the payload carries the tables, the grid's weight with the
+    lowest validation perplexity, and the figures it was chosen by."""
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.2, 0.5))
+    payload = fit(tiny_model_dir, config)
+    assert payload is not None and payload["entries"] > 0 and payload["min_count"] == 1
+    table = payload["validation"]["by_weight"]
+    assert payload["weight"] == min(config.ngram_weights,
+                                    key=lambda w: table[str(w)]["perplexity"])
+    assert json.dumps(payload["validation"])  # plain figures, stored in the checkpoint
+
+
+def test_fit_ships_nothing_when_the_network_alone_wins(tiny_model_dir, processed_dir):
+    """When weight 0 is chosen (here the only candidate), no trigram is shipped."""
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.0,))
+    assert fit(tiny_model_dir, config) is None
+
+
+def test_build_ngram_refuses_data_of_another_vocabulary(processed_dir):
+    """A trigram over another vocabulary's ids would be garbage: refused with a clear error."""
+    other = Vocab(["<pad>", "<unk>", "<s>", "别的", "词"])
+    with pytest.raises(CheckpointError, match="another vocabulary"):
+        build_ngram(processed_dir, other, min_count=1)
