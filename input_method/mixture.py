@@ -86,8 +86,8 @@ def choose_weight(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
             for weight in weights:
                 mixed = mix_log_probs(network, counts, weight)
                 totals[weight][0] -= mixed.gather(1, targets[:, None]).sum().item()
-                mixed[:, never] = -math.inf
-                top = mixed.topk(5).indices
+                # Not in place: with weight 0, ``mixed`` is the network's own tensor.
+                top = mixed.index_fill(1, never, -math.inf).topk(5).indices
                 totals[weight][1] += int((top[:, 0] == targets).sum())
                 totals[weight][2] += int((top == targets[:, None]).any(1).sum())
     n = len(valid)

@@ -223,7 +223,10 @@ class KneserNeyTrigram:
 
 
 def mix_log_probs(network: torch.Tensor, ngram: torch.Tensor, weight: float) -> torch.Tensor:
-    """log((1 - weight) P_network + weight P_ngram), from log-probabilities of either shape."""
+    """log((1 - weight) P_network + weight P_ngram), from log-probabilities of either shape.
+
+    With weight 0 this is ``network`` itself, not a copy: do not change it in place.
+    """
     if weight <= 0:
         return network
     return torch.logaddexp(network + math.log1p(-weight), ngram + math.log(weight))

@@ -68,3 +68,15 @@ def test_build_ngram_refuses_data_of_another_vocabulary(processed_dir):
     other = Vocab(["<pad>", "<unk>", "<s>", "别的", "词"])
     with pytest.raises(CheckpointError, match="another vocabulary"):
         build_ngram(processed_dir, other, min_count=1)
+
+
+def test_each_weights_figures_do_not_depend_on_the_rest_of_the_grid(tiny_model_dir,
+                                                                    processed_dir):
+    """Scoring one weight must not disturb the next: the figures for 0.5 are the same
+    whether weight 0 (the network alone) was scored before it or not."""
+    model, vocab, payload = load_model(tiny_model_dir)
+    ngram = build_ngram(processed_dir, vocab, min_count=1)
+    context = int(payload["context_size"])
+    _, alone = choose_weight(model, vocab, ngram, processed_dir, context, 0, (0.5,))
+    _, after = choose_weight(model, vocab, ngram, processed_dir, context, 0, (0.0, 0.5))
+    assert after["0.5"] == alone["0.5"]
