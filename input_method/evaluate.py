@@ -96,7 +96,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             if ngram is not None:
                 network_scores.add(log_probs, targets.to(device), chars)
                 log_probs = mix_log_probs(
-                    log_probs, ngram.log_probs(last_two(inputs, vocab.pad_id)).to(device), weight)
+                    log_probs, ngram.probs(last_two(inputs, vocab.pad_id)).to(device), weight)
             model_scores.add(log_probs, targets.to(device), chars)
     results: dict[str, Any] = {
         "model": model_scores.summary(),

@@ -82,7 +82,7 @@ def choose_weight(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
         for inputs, targets in valid.batches(1000):
             network = torch.log_softmax(
                 window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
-            counts = ngram.log_probs(last_two(inputs, vocab.pad_id))
+            counts = ngram.probs(last_two(inputs, vocab.pad_id))
             for weight in weights:
                 mixed = mix_log_probs(network, counts, weight)
                 totals[weight][0] -= mixed.gather(1, targets[:, None]).sum().item()

@@ -22,7 +22,6 @@ suggestions (:func:`mix_log_probs`): :meth:`KneserNeyTrigram.tables` packs its
 
 from __future__ import annotations
 
-import math
 import zlib
 from typing import Any
 
@@ -145,6 +144,7 @@ class KneserNeyTrigram:
         total1 = cont.sum()
         self.p1 = ((cont - self.d1).clamp(min=0) / total1
                    + self.d1 * (cont > 0).sum() / total1 / vocab_size)  # (V,)
+        self.p1_float = self.p1.float()
 
     @property
     def keys3(self) -> torch.Tensor:
@@ -201,6 +201,10 @@ class KneserNeyTrigram:
 
     def log_probs(self, contexts: torch.Tensor) -> torch.Tensor:
         """contexts: (batch, 2) -> log P(w | u v) for every w: (batch, V)."""
+        return self.probs(contexts).log_()
+
+    def probs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """contexts: (batch, 2) -> P(w | u v) for every w: (batch, V), float32."""
         V = self.vocab_size
         u, v = contexts[:, 0].long().contiguous(), contexts[:, 1].long().contiguous()
         batch = len(u)
@@ -213,20 +217,26 @@ class KneserNeyTrigram:
         i3, seen3 = self._lookup(trigram.contexts, u * V + v)
         lam3 = torch.where(seen3, trigram.backoff[i3], one) if len(trigram.contexts) else one
 
-        probs = (lam3 * lam2)[:, None] * self.p1[None, :]  # (batch, V)
+        # The dense (batch, V) part in float32, the sparse sums in float64: a key press
+        # builds a few of these rows, and float64 there doubled the n-gram's cost.
+        probs = (lam3 * lam2).float()[:, None] * self.p1_float[None, :]  # (batch, V)
         rows, pos = self._ranges(bigram.keys, v * V, (v + 1) * V)
-        probs.index_put_((rows, bigram.words[pos]), lam3[rows] * bigram.values[pos],
+        probs.index_put_((rows, bigram.words[pos]), (lam3[rows] * bigram.values[pos]).float(),
                          accumulate=True)
         rows, pos = self._ranges(trigram.keys, (u * V + v) * V, (u * V + v + 1) * V)
-        probs.index_put_((rows, trigram.words[pos]), trigram.values[pos], accumulate=True)
-        return probs.log().float()
+        probs.index_put_((rows, trigram.words[pos]), trigram.values[pos].float(), accumulate=True)
+        return probs
 
 
 def mix_log_probs(network: torch.Tensor, ngram: torch.Tensor, weight: float) -> torch.Tensor:
-    """log((1 - weight) P_network + weight P_ngram), from log-probabilities of either shape.
+    """log((1 - weight) P_network + weight P_ngram) from the network's log-probabilities
+    and the n-gram's probabilities (:meth:`KneserNeyTrigram.probs`), either (V,) or (batch, V).
 
-    With weight 0 this is ``network`` itself, not a copy: do not change it in place.
+    Mixed in probability space: one exp and one log per word, a quarter of
+    ``logaddexp``'s time on a key press's rows. The n-gram gives every word some
+    probability, so the log never sees 0. With weight 0 this is ``network``
+    itself, not a copy: do not change it in place.
     """
     if weight <= 0:
         return network
-    return torch.logaddexp(network + math.log1p(-weight), ngram + math.log(weight))
+    return network.exp().mul_(1 - weight).add_(ngram, alpha=weight).log_()

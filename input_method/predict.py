@@ -199,7 +199,7 @@ class Predictor:
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch, V)
         if self.ngram is None:
             return log_probs
-        return mix_log_probs(log_probs, self.ngram.log_probs(torch.tensor(last_two)),
+        return mix_log_probs(log_probs, self.ngram.probs(torch.tensor(last_two)),
                              self.ngram_weight)
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
