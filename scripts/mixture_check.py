@@ -1,14 +1,15 @@
-"""How far mixing the Kneser-Ney trigram into the network would go (a diagnostic).
+"""How far mixing the Kneser-Ney trigram into the network goes, by pruning (a diagnostic).
 
-    python scripts/mixture_check.py --model models/default --split valid --windows 60000 \
+    python scripts/mixture_check.py --model models/default --split valid --windows 30000 \
         --min-count 1 2 3
 
-For each weight w, scores ``(1 - w) P_model + w P_trigram`` on the first
+For each weight w, scores ``(1 - w) P_network + w P_trigram`` on the first
 ``--windows`` windows of a split: hit@1, hit@5 (specials never suggested) and
-perplexity. w = 0 is the model alone, w = 1 the trigram alone. With several
+perplexity. w = 0 is the checkpoint's network alone (a trigram the checkpoint
+ships is not used here), w = 1 the trigram alone. With several
 ``--min-count`` values, each pruned trigram (ngram.py) is scored, with its
-number of kept entries and its packed size (what shipping it costs). Choose w on
-``valid``; the README's figure was measured on ``test`` only to size the idea.
+number of kept entries and its packed size (what shipping it costs): the
+README's pruning table. ``ime export --ngram-min-count M`` then ships one.
 """
 
 from __future__ import annotations
