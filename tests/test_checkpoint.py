@@ -116,7 +116,7 @@ def test_a_shipped_trigram_round_trips_and_damage_is_a_checkpoint_error(tiny_mix
     ngram, weight = load_ngram(payload)
     assert ngram is not None and weight == pytest.approx(0.3) and ngram.entries() > 0
     assert load_ngram({k: v for k, v in payload.items() if k != "ngram"}) == (None, 0.0)
-    broken = dict(payload, ngram=dict(payload["ngram"], tables={"version": 1}))
+    broken = dict(payload, ngram=dict(payload["ngram"], tables={"version": 2}))
     with pytest.raises(CheckpointError, match="n-gram"):
         load_ngram(broken)
     with pytest.raises(CheckpointError, match="weight"):

@@ -103,3 +103,16 @@ def test_mixture_is_a_proper_distribution_between_its_parts():
     assert ((mixed >= low - 1e-6) & (mixed <= high + 1e-6)).all()
     expected = torch.log(0.7 * network.exp() + 0.3 * ngram)
     assert torch.allclose(mixed, expected, atol=1e-5)
+
+
+def test_tables_hold_context_ids_beyond_32_bits():
+    """With a 50,000-word vocabulary trigram context ids pass 2**31; they pack and
+    unpack exactly."""
+    big = 50_000
+    contexts = torch.tensor([[big - 1, big - 2], [big - 1, big - 2], [3, 4]])
+    targets = torch.tensor([big - 3, big - 3, 5])
+    model = KneserNeyTrigram(big, contexts, targets)
+    assert int(model.trigram.contexts.max()) > 2**31
+    rebuilt = KneserNeyTrigram.from_tables(model.tables())
+    assert torch.equal(rebuilt.trigram.contexts, model.trigram.contexts)
+    assert torch.equal(rebuilt.log_probs(contexts[:1]), model.log_probs(contexts[:1]))
