@@ -81,8 +81,9 @@ class NextWordModel(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Output layer: (..., features) -> (..., vocab) logits."""
         if self.adaptive is not None:
-            flat = features.reshape(-1, features.shape[-1])  # (N, hidden)
-            return self.adaptive.log_prob(flat).view(*features.shape[:-1], -1)
+            flat = features.reshape(-1, features.shape[-1]).float()  # (N, hidden)
+            with torch.autocast(features.device.type, enabled=False):  # as in loss()
+                return self.adaptive.log_prob(flat).view(*features.shape[:-1], -1)
         assert self.decoder is not None
         return self.decoder(features)
 
@@ -105,7 +106,11 @@ class NextWordModel(nn.Module):
         vocabulary; that is why this is a model method and not plain F.cross_entropy.
         """
         if self.adaptive is not None:
-            return self.adaptive(features, targets).loss
+            # In float32 even under autocast (training on CUDA runs in bfloat16): the
+            # adaptive softmax copies float32 log-probabilities into a buffer of the
+            # input's dtype, which autocast makes fail.
+            with torch.autocast(features.device.type, enabled=False):
+                return self.adaptive(features.float(), targets).loss
         return F.cross_entropy(self.logits(features), targets)
 
     def num_parameters(self) -> int:
