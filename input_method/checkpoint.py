@@ -94,8 +94,9 @@ def export_checkpoint(source: Path | str, target_dir: Path | str,
     ``ngram``: an n-gram to mix into its suggestions (``mixture.ngram_payload``).
     """
     payload = read_checkpoint(resolve_checkpoint(source))
-    build_model(payload)  # refuse to export something that does not load
-    payload = dict(payload, state_dict=quantize_state_dict(payload["state_dict"]),
+    # Refuses what does not load, and unpacks an exported source (to add a trigram to it).
+    model, _ = build_model(payload)
+    payload = dict(payload, state_dict=quantize_state_dict(model.state_dict()),
                    quantization="int8-rows", training={})
     if ngram is not None:
         payload["ngram"] = ngram

@@ -121,3 +121,17 @@ def test_a_shipped_trigram_round_trips_and_damage_is_a_checkpoint_error(tiny_mix
         load_ngram(broken)
     with pytest.raises(CheckpointError, match="weight"):
         load_ngram(dict(payload, ngram=dict(payload["ngram"], weight=1.5)))
+
+
+def test_an_export_can_be_exported_again(tmp_path):
+    """Exporting an exported model (say, to add a trigram to it) works and keeps its
+    predictions: int8 weights quantise again to themselves."""
+    model = NextWordModel(ModelConfig(vocab_size=300, embedding_dim=32, hidden_size=32)).eval()
+    vocab = Vocab(["<pad>", "<unk>", "<s>", *[f"词{i}" for i in range(297)]])
+    save_checkpoint(tmp_path / "run" / "best.pt", model=model, vocab=vocab, context_size=3)
+    export_checkpoint(tmp_path / "run", tmp_path / "once")
+    export_checkpoint(tmp_path / "once", tmp_path / "twice")
+    once, _, _ = load_model(tmp_path / "once")
+    twice, _, _ = load_model(tmp_path / "twice")
+    x = torch.tensor([[2, 5, 9]])
+    assert torch.allclose(once(x)[0], twice(x)[0], atol=1e-5)
