@@ -16,7 +16,6 @@ the test split.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from input_method.checkpoint import load_model
 from input_method.config import ExportConfig
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
+from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, window_logits
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.vocab import Vocab
@@ -63,6 +63,28 @@ def build_ngram(data_dir: Path | str, vocab: Vocab, min_count: int) -> KneserNey
                             min_count=min_count)
 
 
+def score_weights(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
+                  data_dir: Path | str, context_size: int, windows: int,
+                  weights: tuple[float, ...], split: str = "valid",
+                  ) -> dict[float, dict[str, float]]:
+    """``ime evaluate``'s figures (metrics.RankingTotals) of the mixture at each weight,
+    on the first ``windows`` windows of ``split`` (0: all)."""
+    data = Path(data_dir)
+    _check_data(data, vocab)
+    scored = WindowDataset.from_split(data, split, context_size_of(data), len(vocab), windows
+                                      ).last_words(context_size)
+    totals = {w: RankingTotals() for w in weights}
+    with torch.inference_mode():
+        for inputs, targets in scored.batches(1000):
+            network = torch.log_softmax(
+                window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
+            counts = ngram.probs(last_two(inputs, vocab.pad_id))
+            for weight in weights:
+                totals[weight].add(mix_log_probs(network, counts, weight), targets,
+                                   vocab.special_ids)
+    return {w: t.summary() for w, t in totals.items()}
+
+
 def choose_weight(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
                   data_dir: Path | str, context_size: int, windows: int,
                   weights: tuple[float, ...]) -> tuple[float, dict[str, dict[str, float]]]:
@@ -72,29 +94,12 @@ def choose_weight(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
     On the shipped model the lowest loss came at λ 0.2 and the best hit@5 at 0.3
     (README: "Mixing in the trigram"): what the user sees is the ranking, so it decides.
     """
-    data = Path(data_dir)
-    _check_data(data, vocab)
-    valid = WindowDataset.from_split(data, "valid", context_size_of(data), len(vocab), windows
-                                     ).last_words(context_size)
-    never = torch.tensor(vocab.special_ids)
-    totals = {w: [0.0, 0, 0] for w in weights}  # -log p, hit@1, hit@5
-    with torch.inference_mode():
-        for inputs, targets in valid.batches(1000):
-            network = torch.log_softmax(
-                window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
-            counts = ngram.probs(last_two(inputs, vocab.pad_id))
-            for weight in weights:
-                mixed = mix_log_probs(network, counts, weight)
-                totals[weight][0] -= mixed.gather(1, targets[:, None]).sum().item()
-                # Not in place: with weight 0, ``mixed`` is the network's own tensor.
-                top = mixed.index_fill(1, never, -math.inf).topk(5).indices
-                totals[weight][1] += int((top[:, 0] == targets).sum())
-                totals[weight][2] += int((top == targets[:, None]).any(1).sum())
-    n = len(valid)
-    table = {str(w): {"perplexity": round(math.exp(t[0] / n), 2), "hit@1": round(t[1] / n, 4),
-                      "hit@5": round(t[2] / n, 4)} for w, t in totals.items()}
-    best = max(weights, key=lambda w: (totals[w][2], -totals[w][0]))
-    log.info("n-gram weight %.2f chosen on %d validation windows: %s", best, n, table)
+    scores = score_weights(model, vocab, ngram, data_dir, context_size, windows, weights)
+    table = {str(w): {"perplexity": round(s["perplexity"], 2), "hit@1": round(s["hit@1"], 4),
+                      "hit@5": round(s["hit@5"], 4)} for w, s in scores.items()}
+    best = max(weights, key=lambda w: (scores[w]["hit@5"], -scores[w]["loss"]))
+    log.info("n-gram weight %.2f chosen on %d validation windows: %s", best,
+             scores[best]["windows"], table)
     return best, table
 
 
