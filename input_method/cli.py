@@ -70,6 +70,8 @@ def _train(args: argparse.Namespace) -> int:
                       context_limit=args.context_limit,
                       stream_data=args.stream_data or None, loader_workers=args.loader_workers,
                       shuffle_buffer=args.shuffle_buffer,
+                      teachers=tuple(args.teacher) if args.teacher else None,
+                      distill_weight=args.distill_weight,
                       resume=args.resume or None, dry_run=args.dry_run or None)
     model_config = override(ModelConfig(), cell=args.cell, embedding_dim=args.embedding_dim,
                             hidden_size=args.hidden_size, num_layers=args.layers,
@@ -249,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loader-workers", type=int, help="DataLoader processes for --stream-data (1)")
     t.add_argument("--shuffle-buffer", type=int, help="examples held to shuffle the stream "
                    "(100000)")
+    t.add_argument("--teacher", nargs="+", metavar="MODEL", help="distil from these trained "
+                   "models (same processed data): the student also learns their averaged "
+                   "distribution")
+    t.add_argument("--distill-weight", type=float, help="share of the loss on the teachers' "
+                   f"distribution (default: {TrainConfig.distill_weight})")
     t.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     t.add_argument("--dry-run", action="store_true", help="a few steps on a little data")
     t.set_defaults(handler=_train)

@@ -107,6 +107,10 @@ class TrainConfig:
     stream_data: bool = False
     loader_workers: int = 1  # DataLoader processes reading the stream (0: in this process)
     shuffle_buffer: int = 100_000  # examples held for shuffling a stream
+    # Knowledge distillation (distill.py): trained models on the same data whose
+    # averaged distribution the model also learns from, with this weight (0-1)
+    teachers: tuple[str, ...] = ()
+    distill_weight: float = 0.5
     resume: bool = False
     dry_run: bool = False  # a few steps on a few windows, to check the wiring (CI)
 

@@ -36,6 +36,7 @@ from input_method import distributed
 from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
 from input_method.config import OBJECTIVES, ModelConfig, TrainConfig
 from input_method.dataset import SentencePieces, WindowDataset, WindowStream, context_size_of
+from input_method.distill import TeacherEnsemble, distillation_loss
 from input_method.errors import CorpusError, TrainingError
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, align_left, window_logits
@@ -152,8 +153,17 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         vocab.save(run_dir / "vocab.json")
+    teachers = None
+    if config.teachers:
+        if not 0.0 <= config.distill_weight <= 1.0:
+            raise TrainingError(f"--distill-weight must lie in [0, 1], not {config.distill_weight}")
+        teachers = TeacherEnsemble.load(config.teachers, vocab, device)
+        log.info("distilling from %d teachers at weight %.2f", len(teachers.models),
+                 config.distill_weight)
     # Loss inside a module, so that DDP sees the forward pass it synchronises.
-    loss_module = distributed.wrap(BatchLoss(model, config.objective, vocab.pad_id), group, device)
+    loss_module = distributed.wrap(
+        BatchLoss(model, config.objective, vocab.pad_id, teachers, config.distill_weight),
+        group, device)
     # With several ranks, every rank must take the same number of steps per epoch:
     # in-memory data drops the remainder; a stream stops when one rank runs dry.
     usable_batches = train_data.num_batches(config.batch_size)
@@ -297,32 +307,46 @@ class _NoWriter:
 class BatchLoss(nn.Module):
     """``batch_loss`` as a module: what DistributedDataParallel wraps."""
 
-    def __init__(self, model: NextWordModel, objective: str, pad_id: int) -> None:
+    def __init__(self, model: NextWordModel, objective: str, pad_id: int,
+                 teachers: TeacherEnsemble | None = None, distill_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.objective = objective
         self.pad_id = pad_id
+        # A plain attribute, not a submodule: the frozen teachers stay out of the
+        # student's parameters, its checkpoints and DDP's gradient buckets.
+        self.teachers = teachers
+        self.distill_weight = distill_weight
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Mean loss and scored targets of one batch."""
-        return batch_loss(self.model, inputs, targets, self.objective, self.pad_id)
+        return batch_loss(self.model, inputs, targets, self.objective, self.pad_id,
+                          self.teachers, self.distill_weight)
 
 
 def batch_loss(model: NextWordModel, inputs: torch.Tensor, targets: torch.Tensor,
-               objective: str, pad_id: int) -> tuple[torch.Tensor, int]:
+               objective: str, pad_id: int, teachers: TeacherEnsemble | None = None,
+               distill_weight: float = 0.0) -> tuple[torch.Tensor, int]:
     """Mean loss of a batch and how many targets it scored.
 
     "all": inputs/targets (batch, width), pad targets unscored.
     "last": left-padded windows (batch, context) and one target each (batch,).
+    With ``teachers`` the loss also pulls towards their distribution (distill.py).
     """
     if objective == "all":
         features, _ = model.features(inputs)  # (batch, width, hidden)
         scored = targets != pad_id  # (batch, width)
-        return model.loss(features[scored], targets[scored]), int(scored.sum())
-    aligned, lengths = align_left(inputs, pad_id)
-    features, _ = model.features(aligned)  # (batch, context, hidden)
-    last = features[torch.arange(len(lengths), device=features.device), lengths - 1]
-    return model.loss(last, targets), len(targets)
+        features, targets, count = features[scored], targets[scored], int(scored.sum())
+        soft = teachers.probs_at(inputs, scored) if teachers is not None else None
+    else:
+        aligned, lengths = align_left(inputs, pad_id)
+        features, _ = model.features(aligned)  # (batch, context, hidden)
+        features = features[torch.arange(len(lengths), device=features.device), lengths - 1]
+        count = len(targets)
+        soft = teachers.probs_last(inputs, pad_id) if teachers is not None else None
+    if soft is None:
+        return model.loss(features, targets), count
+    return distillation_loss(model, features, targets, soft, distill_weight), count
 
 
 def _step_limit(config: TrainConfig, progress: Progress, epoch_seconds: float = 0.0) -> bool:
