@@ -134,7 +134,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         training = resumed["training"]
         optimizer.load_state_dict(training["optimizer"])
         scheduler.load_state_dict(training["scheduler"])
-        torch.set_rng_state(training["rng_torch"])
+        torch.set_rng_state(training["rng_torch"].cpu())  # map_location may have moved it
         random.setstate(training["rng_python"])
         progress = Progress(**training["progress"])
         log.info("resuming %s at epoch %d, batch %d (step %d)", run_name, progress.epoch + 1,
