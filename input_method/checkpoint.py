@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from input_method.atomic import atomic_open
-from input_method.config import ModelConfig, from_dict
+from input_method.config import QUANTIZATIONS, ModelConfig, from_dict
 from input_method.errors import CheckpointError, ModelNotFoundError
 from input_method.model import NextWordModel
 from input_method.ngram import KneserNeyTrigram
@@ -58,29 +58,65 @@ def save_checkpoint(path: Path, *, model: NextWordModel, vocab: Vocab, context_s
         torch.save(payload, handle)
 
 
-def quantize_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Shrink weights for shipping: matrices to int8 with one fp16 scale per row, the rest fp16.
+INT4_GROUP = 32  # columns sharing one scale in int4-groups
 
-    Symmetric per-row quantisation keeps each word's embedding and output row
-    at its own scale, which is why it costs little quality (measured in eval.json).
+
+def quantize_state_dict(state_dict: dict[str, torch.Tensor],
+                        quantization: str = "int8-rows") -> dict[str, Any]:
+    """Shrink weights for shipping: large matrices to int8 or int4, the rest fp16.
+
+    "int8-rows": symmetric, one fp16 scale per row, which keeps each word's
+    embedding and output row at its own scale, so it costs little quality
+    (measured in eval.json). "int4-groups": symmetric 4-bit values (-7..7), two
+    to a byte, one fp16 scale per ``INT4_GROUP`` columns of a row: half the
+    size of int8, which makes room for a larger n-gram beside the network.
+    The recurrent matrices stay int8 in both: they are a small share of the
+    parameters, and their errors compound along the sentence.
     """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; choose from "
+                         f"{', '.join(QUANTIZATIONS)}")
     packed: dict[str, Any] = {}
     for name, tensor in state_dict.items():
         tensor = tensor.detach().float().cpu()
-        if tensor.dim() == 2 and tensor.numel() >= 4096:
+        if tensor.dim() != 2 or tensor.numel() < 4096:
+            packed[name] = tensor.half()
+        elif quantization == "int4-groups" and not name.startswith("rnn."):
+            packed[name] = _int4_groups(tensor)
+        else:
             scale = tensor.abs().amax(dim=1).clamp(min=1e-8) / 127.0  # (rows,)
             q = torch.round(tensor / scale[:, None]).clamp(-127, 127).to(torch.int8)
             packed[name] = {"int8": q, "scale": scale.half()}
-        else:
-            packed[name] = tensor.half()
     return packed
+
+
+def _int4_groups(matrix: torch.Tensor) -> dict[str, Any]:
+    """(rows, columns) float -> 4-bit codes two to a byte, fp16 scales per column group."""
+    rows, columns = matrix.shape
+    width = -(-columns // INT4_GROUP) * INT4_GROUP  # whole groups; the padding is zeros
+    groups = torch.nn.functional.pad(matrix, (0, width - columns)).view(rows, -1, INT4_GROUP)
+    scale = (groups.abs().amax(dim=2) / 7.0).half().float().clamp(min=1e-8)  # (rows, groups)
+    codes = torch.round(groups / scale[:, :, None]).clamp(-7, 7).to(torch.int16) + 8  # 1..15
+    codes = codes.view(rows, width).to(torch.uint8)
+    return {"int4": codes[:, 0::2] | (codes[:, 1::2] << 4), "scale": scale.half(),
+            "columns": columns}
+
+
+def _from_int4_groups(value: dict[str, Any]) -> torch.Tensor:
+    nibbles = value["int4"]  # (rows, width / 2) uint8
+    rows = nibbles.shape[0]
+    codes = torch.stack([nibbles & 15, nibbles >> 4], dim=2).view(rows, -1, INT4_GROUP)
+    weights = (codes.float() - 8.0) * value["scale"].float()[:, :, None]
+    return weights.view(rows, -1)[:, : int(value["columns"])]
 
 
 def dequantize_state_dict(packed: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Inverse of :func:`quantize_state_dict`, back to float32."""
     state: dict[str, torch.Tensor] = {}
     for name, value in packed.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "int4" in value:
+            state[name] = _from_int4_groups(value)
+        elif isinstance(value, dict):
             state[name] = value["int8"].float() * value["scale"].float()[:, None]
         else:
             state[name] = value.float()
@@ -88,16 +124,18 @@ def dequantize_state_dict(packed: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def export_checkpoint(source: Path | str, target_dir: Path | str,
-                      ngram: dict[str, Any] | None = None) -> Path:
-    """Write a shippable copy of a model: int8/fp16 weights, no training state.
+                      ngram: dict[str, Any] | None = None,
+                      quantization: str = "int8-rows") -> Path:
+    """Write a shippable copy of a model: int8 or int4 weights, no training state.
 
-    ``ngram``: an n-gram to mix into its suggestions (``mixture.ngram_payload``).
+    ``ngram``: an n-gram to mix into its suggestions (``mixture.ngram_payload``);
+    ``quantization``: one of ``QUANTIZATIONS`` (:func:`quantize_state_dict`).
     """
     payload = read_checkpoint(resolve_checkpoint(source))
     # Refuses what does not load, and unpacks an exported source (to add a trigram to it).
     model, _ = build_model(payload)
-    payload = dict(payload, state_dict=quantize_state_dict(model.state_dict()),
-                   quantization="int8-rows", training={})
+    payload = dict(payload, state_dict=quantize_state_dict(model.state_dict(), quantization),
+                   quantization=quantization, training={})
     if ngram is not None:
         payload["ngram"] = ngram
     target = Path(target_dir)
@@ -153,12 +191,12 @@ def build_model(payload: dict[str, Any], device: str | torch.device = "cpu"
         raise CheckpointError(f"the model expects {config.vocab_size} words but the "
                               f"vocabulary has {len(vocab)}")
     state_dict = payload["state_dict"]
-    if payload.get("quantization") == "int8-rows":
-        state_dict = dequantize_state_dict(state_dict)
     try:
+        if payload.get("quantization") in QUANTIZATIONS:
+            state_dict = dequantize_state_dict(state_dict)
         model = NextWordModel(config)
         model.load_state_dict(state_dict)
-    except (RuntimeError, ValueError, TypeError) as exc:
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"the weights do not fit the model shape ({str(exc)[:200]})") from None
     return model.to(device), vocab
 

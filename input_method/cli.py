@@ -20,6 +20,7 @@ from input_method.config import (
     DEFAULT_MODEL_DIR,
     INPUT_FORMATS,
     OBJECTIVES,
+    QUANTIZATIONS,
     SOFTMAXES,
     UNITS,
     EvalConfig,
@@ -148,9 +149,10 @@ def _export(args: argparse.Namespace) -> int:
     from input_method.checkpoint import export_checkpoint
 
     config = override(ExportConfig(), ngram_min_count=args.ngram_min_count,
-                      data_dir=args.data_dir, tune_windows=args.tune_windows)
+                      data_dir=args.data_dir, tune_windows=args.tune_windows,
+                      quantization=args.quantization)
     ngram = mixture.fit(args.model, config)
-    path = export_checkpoint(args.model, args.output, ngram)
+    path = export_checkpoint(args.model, args.output, ngram, config.quantization)
     if ngram is not None:
         print(f"mixed in the trigram of {config.data_dir} ({ngram['entries']:,} entries seen "
               f"{config.ngram_min_count}+ times) with weight {ngram['weight']}, chosen on "
@@ -294,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.set_defaults(handler=_learn)
 
     x = sub.add_parser("export", help="write a small shippable copy of a model",
-                       description="Copy a trained model with int8 weights (one scale per row) and "
+                       description="Copy a trained model with int8 or int4 weights and "
                        "no training state, e.g. to ship as models/default.")
     x.add_argument("--model", required=True, help="model directory or checkpoint to export")
     x.add_argument("--output", required=True, help="directory to write (e.g. models/default)")
@@ -305,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"trigram (default: {ExportConfig.data_dir})")
     x.add_argument("--tune-windows", type=int, help="validation windows the trigram's weight "
                    f"is chosen on (default: {ExportConfig.tune_windows})")
+    x.add_argument("--quantization", choices=QUANTIZATIONS, help="int8-rows, or int4-groups: "
+                   "half the size, room for a larger trigram "
+                   f"(default: {ExportConfig.quantization})")
     x.set_defaults(handler=_export)
 
     b = sub.add_parser("bench", help="measure latency, training and preprocessing speed",

@@ -30,6 +30,7 @@ SOFTMAXES = ("full", "adaptive")
 OBJECTIVES = ("all", "last")
 INPUT_FORMATS = ("auto", "dialog", "text", "tagged")
 UNITS = ("word", "char")
+QUANTIZATIONS = ("int8-rows", "int4-groups")  # how `ime export` packs large matrices
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ class ExportConfig:
     # candidate weights of the trigram; 0.0 wins when mixing does not help, and then
     # nothing is mixed in
     ngram_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    # "int8-rows", or "int4-groups": half the size, a little quality lost (checkpoint.py)
+    quantization: str = "int8-rows"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from input_method.checkpoint import load_model
+from input_method.checkpoint import dequantize_state_dict, load_model, quantize_state_dict
 from input_method.config import ExportConfig
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
@@ -116,6 +116,9 @@ def fit(model_path: Path | str, config: ExportConfig) -> dict[str, Any] | None:
     if config.ngram_min_count <= 0:
         return None
     model, vocab, payload = load_model(model_path, "cpu")
+    # The weight is chosen for the network as it will ship, after quantisation.
+    model.load_state_dict(dequantize_state_dict(
+        quantize_state_dict(model.state_dict(), config.quantization)))
     ngram = build_ngram(config.data_dir, vocab, config.ngram_min_count)
     weight, table = choose_weight(model, vocab, ngram, config.data_dir,
                                   int(payload["context_size"]), config.tune_windows,

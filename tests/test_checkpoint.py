@@ -9,9 +9,13 @@ import pytest
 import torch
 
 from input_method.checkpoint import (
+    INT4_GROUP,
+    build_model,
+    dequantize_state_dict,
     export_checkpoint,
     load_model,
     load_ngram,
+    quantize_state_dict,
     read_checkpoint,
     save_checkpoint,
 )
@@ -135,3 +139,38 @@ def test_an_export_can_be_exported_again(tmp_path):
     twice, _, _ = load_model(tmp_path / "twice")
     x = torch.tensor([[2, 5, 9]])
     assert torch.allclose(once(x)[0], twice(x)[0], atol=1e-5)
+
+
+def test_int4_groups_round_trip_within_half_a_step_and_halve_the_size(tmp_path):
+    """int4 codes come back to within half a quantisation step of each weight (columns not
+    a multiple of the group included), the export is about half the int8 one, the recurrent
+    matrices stay int8, and damaged int4 tables are a CheckpointError."""
+    torch.manual_seed(0)
+    matrix = torch.randn(100, 45)  # 45 columns: one group and a padded one
+    packed = quantize_state_dict({"decoder.weight": matrix}, "int4-groups")["decoder.weight"]
+    restored = dequantize_state_dict({"decoder.weight": packed})["decoder.weight"]
+    assert restored.shape == matrix.shape
+    step = packed["scale"].float().repeat_interleave(INT4_GROUP, dim=1)[:, :45]
+    assert ((restored - matrix).abs() <= step / 2 + 1e-6).all()
+    assert ((restored / step).round() - restored / step).abs().max() < 1e-4  # on the grid
+
+    model = NextWordModel(ModelConfig(vocab_size=3000, embedding_dim=64, hidden_size=64,
+                                      softmax="full")).eval()
+    vocab = Vocab(["<pad>", "<unk>", "<s>", *[f"词{i}" for i in range(2997)]])
+    save_checkpoint(tmp_path / "run" / "best.pt", model=model, vocab=vocab, context_size=3)
+    int8 = export_checkpoint(tmp_path / "run", tmp_path / "int8")
+    int4 = export_checkpoint(tmp_path / "run", tmp_path / "int4", quantization="int4-groups")
+    assert int4.stat().st_size < 0.65 * int8.stat().st_size
+    payload = read_checkpoint(int4)
+    assert payload["quantization"] == "int4-groups"
+    assert "int8" in payload["state_dict"]["rnn.weight_hh_l0"]
+    assert "int4" in payload["state_dict"]["embedding.weight"]
+    loaded, _, _ = load_model(tmp_path / "int4")
+    x = torch.tensor([[2, 5, 9]])
+    assert torch.allclose(torch.softmax(model(x)[0], -1), torch.softmax(loaded(x)[0], -1),
+                          atol=2e-3)
+    damaged = dict(payload["state_dict"], **{"embedding.weight": {"int4": torch.zeros(3, 3)}})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        build_model(dict(payload, state_dict=damaged))
+    with pytest.raises(ValueError, match="quantization"):
+        quantize_state_dict({}, "int2")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from input_method.cli import main
 from tests.conftest import write_tiny_corpus
@@ -38,8 +39,10 @@ def test_process_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch
     assert out.startswith("我今天 → ") and out.count("(") == 3
     # Shipping it with the trigram (its weight chosen on validation) keeps it usable.
     assert main(["export", "--model", "models/e2e", "--output", "models/shipped",
-                 "--ngram-min-count", "1"]) == 0
+                 "--ngram-min-count", "1", "--quantization", "int4-groups"]) == 0
     assert "exported models/e2e" in capsys.readouterr().out
+    shipped = torch.load(tmp_path / "models" / "shipped" / "best.pt", weights_only=True)
+    assert shipped["quantization"] == "int4-groups" and "ngram" in shipped
     assert main(["predict", "--model", "models/shipped", "--top-k", "3", "我今天"]) == 0
     assert capsys.readouterr().out.count("(") == 3
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import torch
 
@@ -116,3 +118,47 @@ def test_tables_hold_context_ids_beyond_32_bits():
     rebuilt = KneserNeyTrigram.from_tables(model.tables())
     assert torch.equal(rebuilt.trigram.contexts, model.trigram.contexts)
     assert torch.equal(rebuilt.log_probs(contexts[:1]), model.log_probs(contexts[:1]))
+
+
+def _version2(tables: dict) -> dict:
+    """The same tables as version 2 wrote them: zlib int64 arrays, words as they are."""
+    def v2(values):
+        return torch.frombuffer(bytearray(zlib.compress(
+            values.numpy().astype("<i8").tobytes())), dtype=torch.uint8)
+
+    def order(packed, restored):
+        gaps = torch.diff(restored.contexts, prepend=torch.zeros(1, dtype=torch.long))
+        return {"discount": packed["discount"], "contexts": v2(gaps),
+                "totals": v2(restored.totals), "lengths": v2(restored.lengths),
+                "words": v2(restored.words), "counts": v2(restored.counts)}
+
+    model = KneserNeyTrigram.from_tables(tables)
+    return dict(tables, version=2, trigram=order(tables["trigram"], model.trigram),
+                bigram=order(tables["bigram"], model.bigram), unigram=v2(model.cont1))
+
+
+def test_version_3_tables_are_smaller_and_version_2_ones_still_load():
+    """Narrow lzma arrays with word gaps give back every array exactly, take less room than
+    version 2's zlib int64 arrays (what models shipped before wrote), and those still load."""
+    model = KneserNeyTrigram(V, *_triples())
+    tables = model.tables()
+    assert tables["version"] == 3
+    old = _version2(tables)
+    contexts = torch.tensor([[3, 4], [2, 3], [7, 7], [0, 2], [4, 5]])
+    for packed in (tables, old):
+        rebuilt = KneserNeyTrigram.from_tables(packed)
+        for name in ("trigram", "bigram"):
+            for array in ("contexts", "totals", "lengths", "words", "counts"):
+                assert torch.equal(getattr(getattr(rebuilt, name), array),
+                                   getattr(getattr(model, name), array)), (name, array)
+        assert torch.equal(rebuilt.log_probs(contexts), model.log_probs(contexts))
+
+    def size(packed):
+        return sum(len(v["lzma"]) if isinstance(v, dict) else len(v)
+                   for order in ("trigram", "bigram") for k, v in packed[order].items()
+                   if k != "discount")
+
+    big = KneserNeyTrigram(500, torch.randint(0, 500, (20000, 2), generator=torch.Generator(
+        ).manual_seed(0)), torch.randint(0, 500, (20000,), generator=torch.Generator(
+        ).manual_seed(1)))
+    assert size(big.tables()) < 0.8 * size(_version2(big.tables()))
