@@ -138,7 +138,7 @@ def _version2(tables: dict) -> dict:
 
 
 def test_version_3_tables_are_smaller_and_version_2_ones_still_load():
-    """Narrow lzma arrays with word gaps give back every array exactly, take less room than
+    """Narrow arrays with word gaps give back every array exactly, take less room than
     version 2's zlib int64 arrays (what models shipped before wrote), and those still load."""
     model = KneserNeyTrigram(V, *_triples())
     tables = model.tables()
@@ -154,7 +154,7 @@ def test_version_3_tables_are_smaller_and_version_2_ones_still_load():
         assert torch.equal(rebuilt.log_probs(contexts), model.log_probs(contexts))
 
     def size(packed):
-        return sum(len(v["lzma"]) if isinstance(v, dict) else len(v)
+        return sum(len(v["zlib"]) if isinstance(v, dict) else len(v)
                    for order in ("trigram", "bigram") for k, v in packed[order].items()
                    if k != "discount")
 
