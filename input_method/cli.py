@@ -21,6 +21,7 @@ from input_method.config import (
     INPUT_FORMATS,
     OBJECTIVES,
     QUANTIZATIONS,
+    SELECT_BY,
     SOFTMAXES,
     UNITS,
     EvalConfig,
@@ -64,7 +65,8 @@ def _train(args: argparse.Namespace) -> int:
                       logs_root=args.logs_root, run_name=args.run_name, epochs=args.epochs,
                       batch_size=args.batch_size, learning_rate=args.learning_rate,
                       weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-                      patience=args.patience, seed=args.seed, device=args.device,
+                      patience=args.patience, select_by=args.select_by, seed=args.seed,
+                      device=args.device,
                       num_threads=args.threads, checkpoint_every=args.checkpoint_every,
                       max_steps=args.max_steps, time_limit_minutes=args.time_limit,
                       max_train_windows=args.max_train_windows,
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--grad-clip", type=float, help="gradient-norm clipping threshold")
     t.add_argument("--patience", type=int, help="epochs without improvement before stopping")
+    t.add_argument("--select-by", choices=SELECT_BY, help="best.pt is the epoch of lowest "
+                   "validation loss, or of most validation hit@1 + hit@5 "
+                   f"(default: {TrainConfig.select_by})")
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="auto, cpu, cuda or mps")
     t.add_argument("--threads", type=int, help="torch threads (0: torch's default)")

@@ -28,6 +28,7 @@ SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, START_TOKEN)
 CELLS = ("lstm", "gru", "rnn")
 SOFTMAXES = ("full", "adaptive")
 OBJECTIVES = ("all", "last")
+SELECT_BY = ("loss", "hits")  # what makes a validation the best one (best.pt)
 INPUT_FORMATS = ("auto", "dialog", "text", "tagged")
 UNITS = ("word", "char")
 QUANTIZATIONS = ("int8-rows", "int4-groups")  # how `ime export` packs large matrices
@@ -93,6 +94,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     lr_decay: float = 0.5  # multiply the learning rate by this when validation stalls
     patience: int = 2  # epochs without validation improvement before stopping
+    # best.pt is the epoch of lowest validation loss ("loss"), or of most validation
+    # hit@1 + hit@5 ("hits"); early stopping and the learning rate follow the loss
+    select_by: str = "loss"
     seed: int = 1234
     device: str = "auto"  # auto, cpu, cuda, mps
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's choice

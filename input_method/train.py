@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from input_method import distributed
 from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
-from input_method.config import OBJECTIVES, ModelConfig, TrainConfig
+from input_method.config import OBJECTIVES, SELECT_BY, ModelConfig, TrainConfig
 from input_method.dataset import SentencePieces, WindowDataset, WindowStream, context_size_of
 from input_method.distill import TeacherEnsemble, distillation_loss
 from input_method.errors import CorpusError, TrainingError
@@ -57,6 +57,7 @@ class Progress:
     batch: int = 0  # batches of that epoch already done
     step: int = 0  # optimizer steps in all
     best_valid_loss: float = math.inf
+    best_valid_hits: float = -1.0  # hit@1 + hit@5 of the best validation so far
     bad_epochs: int = 0
     train_seconds: float = 0.0
     train_targets: int = 0  # words scored in all (for throughput)
@@ -140,6 +141,9 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         log.info("resuming %s at epoch %d, batch %d (step %d)", run_name, progress.epoch + 1,
                  progress.batch, progress.step)
 
+    if config.select_by not in SELECT_BY:
+        raise TrainingError(f"unknown --select-by {config.select_by!r}; choose from "
+                            f"{', '.join(SELECT_BY)}")
     if config.objective not in OBJECTIVES:
         raise TrainingError(f"unknown objective {config.objective!r}; choose from "
                             f"{', '.join(OBJECTIVES)}")
@@ -257,12 +261,20 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
             if epoch_done:
                 progress.epoch += 1
                 progress.batch = 0
-            if last_valid["loss"] < progress.best_valid_loss:
+            # Early stopping and the learning rate follow the loss; best.pt follows
+            # select_by (hits: what the suggestion bar shows, which the loss can miss).
+            lower_loss = last_valid["loss"] < progress.best_valid_loss
+            hits = last_valid["hit@1"] + last_valid["hit@5"]
+            more_hits = hits > progress.best_valid_hits
+            if lower_loss:
                 progress.best_valid_loss = last_valid["loss"]
                 progress.bad_epochs = 0
-                checkpoint(run_dir / BEST, _metrics(last_valid, progress))
             else:
                 progress.bad_epochs += 1
+            if more_hits:
+                progress.best_valid_hits = hits
+            if more_hits if config.select_by == "hits" else lower_loss:
+                checkpoint(run_dir / BEST, _metrics(last_valid, progress))
             checkpoint(run_dir / LAST, _metrics(last_valid, progress))
             if progress.bad_epochs >= config.patience:
                 log.info("validation loss has not improved for %d epochs: stopping early",

@@ -108,3 +108,28 @@ def test_a_killed_run_leaves_a_loadable_last_checkpoint_and_resumes(tmp_path, pr
                      epochs=200, batch_size=4, patience=500, max_steps=step + 3)
     resumed = train(config, replace(TINY_MODEL, embedding_dim=16, hidden_size=16))
     assert resumed["steps"] == step + 3
+
+
+@pytest.mark.parametrize(("select_by", "best_epoch"), [("loss", 2), ("hits", 3)])
+def test_best_checkpoint_follows_select_by(tmp_path, processed_dir, monkeypatch, select_by,
+                                           best_epoch):
+    """With scripted validations (epoch 2 the lowest loss, epoch 3 the most hits),
+    best.pt holds epoch 2 under --select-by loss and epoch 3 under hits; early stopping
+    still follows the loss (two epochs without a lower one end the run after epoch 4)."""
+    scripted = iter([(3.0, 0.10, 0.20), (2.5, 0.05, 0.10), (2.8, 0.30, 0.40),
+                     (2.9, 0.20, 0.30), (2.0, 0.9, 0.9)])
+
+    def fake_validate(*args, **kwargs):
+        loss, hit1, hit5 = next(scripted)
+        return {"loss": loss, "perplexity": 1.0, "hit@1": hit1, "hit@5": hit5,
+                "hit@10": hit5, "mrr": hit1, "windows": 10}
+
+    monkeypatch.setattr("input_method.train.validate", fake_validate)
+    config = replace(tiny_train_config(tmp_path, processed_dir), epochs=5, patience=2,
+                     select_by=select_by)
+    summary = train(config, TINY_MODEL)
+    assert summary["epochs_done"] == 4 and summary["stopped_early"]
+    best = read_checkpoint(tmp_path / "models" / "tiny" / "best.pt")["metrics"]
+    assert best["epochs_done"] == best_epoch
+    with pytest.raises(TrainingError, match="select-by"):
+        train(replace(config, run_name="other", select_by="mrr"), TINY_MODEL)
