@@ -9,7 +9,8 @@ interpolated on top where the last three words were seen as a context:
     P = (1 - w) P_mixture + w c(t u v x) / c(t u v .)      (then renormalised)
 
 and w = 0 where the context was never seen (or keeps no 4-gram of at least
-``--min-count``). Not Kneser-Ney: an upper-bound-style check of whether longer
+``--min-count``, or whose context was seen fewer than ``--min-context`` times).
+Not Kneser-Ney: an upper-bound-style check of whether longer
 exact phrases are worth their size. Also prints how large the packed 4-gram
 would be (n-gram tables version 3).
 """
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="data/processed")
     parser.add_argument("--windows", type=int, default=20000)
     parser.add_argument("--min-count", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--min-context", type=int, default=1,
+                        help="use only contexts seen at least this many times")
     args = parser.parse_args(argv)
 
     model, vocab, payload = load_model(args.model)
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     found, seen = keys[low[row]:high[row]], counts[low[row]:high[row]]
                     total = seen.sum()
                     keep = seen >= m
-                    if keep.any():
+                    if keep.any() and total >= args.min_context:
                         four[row, found[keep] % size] = seen[keep].float() / float(total)
                 has = four.sum(1, keepdim=True) > 0
                 for w in WEIGHTS:
