@@ -400,7 +400,8 @@ def _log_hparams(writer: SummaryWriter, config: TrainConfig, model_config: Model
                for k, v in asdict(model_config).items() if k != "vocab_size"}
     hparams.update(vocab_size=model_config.vocab_size, context_size=context_size,
                    batch_size=config.batch_size, learning_rate=config.learning_rate,
-                   objective=config.objective)
+                   objective=config.objective, teachers=len(config.teachers),
+                   distill_weight=config.distill_weight if config.teachers else 0.0)
     valid = summary.get("valid") or {}
     metrics = {f"hparam/valid_{k.replace('@', '_at_')}": float(valid[k])
                for k in ("loss", "hit@1", "hit@5") if k in valid}

@@ -133,3 +133,27 @@ def test_best_checkpoint_follows_select_by(tmp_path, processed_dir, monkeypatch,
     assert best["epochs_done"] == best_epoch
     with pytest.raises(TrainingError, match="select-by"):
         train(replace(config, run_name="other", select_by="mrr"), TINY_MODEL)
+
+
+def test_hparams_row_names_the_run_shape_and_its_teachers(tmp_path, processed_dir,
+                                                          tiny_model_dir):
+    """Each run writes one HPARAMS row: its cell and sizes, and for a distilled run the
+    number of teachers and the distillation weight, beside its validation figures."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = replace(tiny_train_config(tmp_path, processed_dir), epochs=1,
+                     teachers=(str(tiny_model_dir),), distill_weight=0.7)
+    train(config, TINY_MODEL)
+    events = EventAccumulator(str(tmp_path / "logs" / "tiny"),
+                              size_guidance={"tensors": 0})
+    events.Reload()
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events.PluginTagToContent("hparams")
+    session = next(plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info
+                   for c in content.values()
+                   if plugin_data_pb2.HParamsPluginData.FromString(c).HasField(
+                       "session_start_info"))
+    hparams = {k: v.ListFields()[0][1] for k, v in session.hparams.items()}
+    assert hparams["cell"] == "lstm" and hparams["hidden_size"] == 24
+    assert hparams["teachers"] == 1 and hparams["distill_weight"] == pytest.approx(0.7)
