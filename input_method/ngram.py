@@ -94,12 +94,8 @@ class _Order:
     def _previous_words(self) -> torch.Tensor:
         """Each entry's previous word in its context, 0 for a context's first: (E,)."""
         previous = torch.cat([torch.zeros(1, dtype=self.words.dtype), self.words[:-1]])
-        previous[self._starts()] = 0
+        previous[_starts(self.lengths)] = 0
         return previous
-
-    def _starts(self) -> torch.Tensor:
-        """Where each context's entries begin in ``words``: (C,)."""
-        return torch.cumsum(self.lengths, 0) - self.lengths
 
     @classmethod
     def unpack(cls, packed: dict[str, Any], vocab_size: int) -> _Order:
@@ -108,7 +104,7 @@ class _Order:
         if "word_gaps" in packed:
             gaps = _decompress(packed["word_gaps"])
             running = torch.cumsum(gaps, 0)  # (E,) restart the sum at each context's start
-            starts = torch.cumsum(lengths, 0) - lengths
+            starts = _starts(lengths)
             before = (running[starts] - gaps[starts]) if len(gaps) else running[:0]
             words = running - torch.repeat_interleave(before, lengths)
         else:
@@ -120,6 +116,11 @@ class _Order:
     def entries(self) -> int:
         """Kept entries."""
         return len(self.words)
+
+
+def _starts(lengths: torch.Tensor) -> torch.Tensor:
+    """Where each context's entries begin, from the contexts' lengths: (C,)."""
+    return torch.cumsum(lengths, 0) - lengths
 
 
 _NARROW_TYPES = ("<u1", "<u2", "<i4", "<i8")  # the first that holds every value is used
