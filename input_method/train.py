@@ -93,6 +93,7 @@ def validate(model: NextWordModel, data: WindowDataset, vocab: Vocab, device: to
 
 def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     """Train (or resume) one run; return its summary, also stored as ``metrics`` in best.pt."""
+    _check_config(config)
     if config.dry_run:
         config = replace(config, epochs=1, max_steps=min(config.max_steps or 20, 20),
                          max_train_windows=2000, max_valid_windows=500, checkpoint_every=10)
@@ -141,12 +142,6 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         log.info("resuming %s at epoch %d, batch %d (step %d)", run_name, progress.epoch + 1,
                  progress.batch, progress.step)
 
-    if config.select_by not in SELECT_BY:
-        raise TrainingError(f"unknown --select-by {config.select_by!r}; choose from "
-                            f"{', '.join(SELECT_BY)}")
-    if config.objective not in OBJECTIVES:
-        raise TrainingError(f"unknown objective {config.objective!r}; choose from "
-                            f"{', '.join(OBJECTIVES)}")
     train_data = _training_data(config, data_dir, vocab, window_size, context_size)
     valid_data = WindowDataset.from_split(data_dir, "valid", window_size,
                                           len(vocab), config.max_valid_windows
@@ -154,16 +149,14 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     log.info("training %s on %s: %s %s examples, %d validation windows, %d parameters",
              run_name, device, "a stream of" if isinstance(train_data, WindowStream)
              else len(train_data), config.objective, len(valid_data), model.num_parameters())
-    if group.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        vocab.save(run_dir / "vocab.json")
     teachers = None
     if config.teachers:
-        if not 0.0 <= config.distill_weight <= 1.0:
-            raise TrainingError(f"--distill-weight must lie in [0, 1], not {config.distill_weight}")
         teachers = TeacherEnsemble.load(config.teachers, vocab, device)
         log.info("distilling from %d teachers at weight %.2f", len(teachers.models),
                  config.distill_weight)
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        vocab.save(run_dir / "vocab.json")
     # Loss inside a module, so that DDP sees the forward pass it synchronises.
     loss_module = distributed.wrap(
         BatchLoss(model, config.objective, vocab.pad_id, teachers, config.distill_weight),
@@ -292,6 +285,18 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     _log_hparams(writer, config, model_config, context_size, summary)
     writer.close()
     return summary
+
+
+def _check_config(config: TrainConfig) -> None:
+    """Refuse settings that cannot work before anything is loaded or written."""
+    if config.objective not in OBJECTIVES:
+        raise TrainingError(f"unknown objective {config.objective!r}; choose from "
+                            f"{', '.join(OBJECTIVES)}")
+    if config.select_by not in SELECT_BY:
+        raise TrainingError(f"unknown --select-by {config.select_by!r}; choose from "
+                            f"{', '.join(SELECT_BY)}")
+    if not 0.0 <= config.distill_weight <= 1.0:
+        raise TrainingError(f"--distill-weight must lie in [0, 1], not {config.distill_weight}")
 
 
 def _training_data(config: TrainConfig, data_dir: Path, vocab: Vocab, window_size: int,

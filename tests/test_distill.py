@@ -98,3 +98,4 @@ def test_train_cli_takes_teachers_and_checks_the_weight(tmp_path, processed_dir,
     capsys.readouterr()
     assert main([*common, "--run-name", "bad", "--distill-weight", "1.5"]) != 0
     assert "--distill-weight" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "bad").exists()  # refused before anything was written
