@@ -14,7 +14,7 @@ from input_method.dataset import WindowDataset
 from input_method.distill import TeacherEnsemble, distillation_loss
 from input_method.errors import TrainingError
 from input_method.model import NextWordModel, window_logits
-from input_method.train import train
+from input_method.train import batch_loss, train
 from input_method.vocab import Vocab
 from tests.conftest import TINY_MODEL, tiny_train_config
 
@@ -99,3 +99,31 @@ def test_train_cli_takes_teachers_and_checks_the_weight(tmp_path, processed_dir,
     assert main([*common, "--run-name", "bad", "--distill-weight", "1.5"]) != 0
     assert "--distill-weight" in capsys.readouterr().err
     assert not (tmp_path / "m" / "bad").exists()  # refused before anything was written
+
+
+def test_batch_loss_distils_with_either_objective():
+    """batch_loss with teachers equals distillation_loss on the positions each objective
+    scores: every real word of sentence pieces, or the last word of left-padded windows."""
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=40, embedding_dim=8, hidden_size=12, softmax="full",
+                         dropout=0.0)
+    student, teacher = NextWordModel(config).eval(), NextWordModel(config)
+    ensemble = TeacherEnsemble([teacher])
+    pieces = torch.randint(3, 40, (3, 5))
+    targets = torch.randint(3, 40, (3, 5))
+    targets[0, 3:] = 0  # padding: not scored
+    loss, count = batch_loss(student, pieces, targets, "all", 0, ensemble, 0.4)
+    scored = targets != 0
+    features = student.features(pieces)[0][scored]
+    expected = distillation_loss(student, features, targets[scored],
+                                 ensemble.probs_at(pieces, scored), 0.4)
+    assert count == int(scored.sum()) and torch.allclose(loss, expected, atol=1e-6)
+
+    windows = torch.cat([torch.zeros(3, 2, dtype=torch.long), pieces[:, :3]], dim=1)
+    last = torch.randint(3, 40, (3,))
+    loss, count = batch_loss(student, windows, last, "last", 0, ensemble, 0.4)
+    soft = torch.softmax(window_logits(teacher, windows, 0), -1)
+    log_probs = torch.log_softmax(window_logits(student, windows, 0), -1)
+    hand = 0.6 * torch.nn.functional.nll_loss(log_probs, last) \
+        - 0.4 * (soft * log_probs).sum(-1).mean()
+    assert count == 3 and torch.allclose(loss, hand, atol=1e-5)
