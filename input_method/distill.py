@@ -14,7 +14,7 @@ lets a model that must fit the 10 MB budget learn from teachers that do not
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -57,23 +57,29 @@ class TeacherEnsemble:
 
         inputs: (batch, width) ids, scored: (batch, width) bool -> (scored, vocab)
         """
-        total = None
-        for model in self.models:
-            features, _ = model.features(inputs)  # (batch, width, hidden)
-            probs = torch.softmax(model.logits(features[scored]).float(), dim=-1)
-            total = probs if total is None else total.add_(probs)
-        assert total is not None
-        return total.div_(len(self.models))
+        return _mean(torch.softmax(model.logits(model.features(inputs)[0][scored]).float(), -1)
+                     for model in self.models)
 
     @torch.no_grad()
     def probs_last(self, windows: torch.Tensor, pad_id: int) -> torch.Tensor:
         """Mean next-word distribution after left-padded windows: (batch, context) -> (batch, vocab)."""
-        total = None
+        return _mean(self.each_last(windows, pad_id))
+
+    @torch.no_grad()
+    def each_last(self, windows: torch.Tensor, pad_id: int) -> Iterator[torch.Tensor]:
+        """Each teacher's next-word distribution after left-padded windows, in turn."""
         for model in self.models:
-            probs = torch.softmax(window_logits(model, windows, pad_id).float(), dim=-1)
-            total = probs if total is None else total.add_(probs)
-        assert total is not None
-        return total.div_(len(self.models))
+            yield torch.softmax(window_logits(model, windows, pad_id).float(), dim=-1)
+
+
+def _mean(distributions: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The average of same-shaped distributions, summed in place (one extra (N, V) buffer)."""
+    total, count = None, 0
+    for probs in distributions:
+        total = probs if total is None else total.add_(probs)
+        count += 1
+    assert total is not None, "a teacher ensemble has at least one model"
+    return total.div_(count)
 
 
 def distillation_loss(model: NextWordModel, features: torch.Tensor, targets: torch.Tensor,

@@ -35,10 +35,13 @@ def ensemble_scores(models: list[str], data_dir: str, split: str, windows: int,
     with torch.inference_mode():
         for inputs, targets in data.batches(batch_size):
             inputs, targets = inputs.to(device), targets.to(device)
-            for name, model in zip(models, ensemble.models, strict=True):
-                alone = TeacherEnsemble([model]).probs_last(inputs, vocab.pad_id)
+            # Each model runs once; its distribution is scored, then added to the mean.
+            total = None
+            for name, alone in zip(models, ensemble.each_last(inputs, vocab.pad_id), strict=True):
                 totals[name].add(alone.clamp_min(1e-12).log(), targets, vocab.special_ids)
-            mean = ensemble.probs_last(inputs, vocab.pad_id)
+                total = alone if total is None else total.add_(alone)
+            assert total is not None
+            mean = total / len(models)
             totals["ensemble"].add(mean.clamp_min(1e-12).log(), targets, vocab.special_ids)
     return {name: totals[name].summary() for name in names}
 
