@@ -74,7 +74,7 @@ def _train(args: argparse.Namespace) -> int:
                       stream_data=args.stream_data or None, loader_workers=args.loader_workers,
                       shuffle_buffer=args.shuffle_buffer,
                       teachers=tuple(args.teacher) if args.teacher else None,
-                      distill_weight=args.distill_weight,
+                      distill_weight=args.distill_weight, init_from=args.init_from,
                       resume=args.resume or None, dry_run=args.dry_run or None)
     model_config = override(ModelConfig(), cell=args.cell, embedding_dim=args.embedding_dim,
                             hidden_size=args.hidden_size, num_layers=args.layers,
@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "distribution")
     t.add_argument("--distill-weight", type=float, help="share of the loss on the teachers' "
                    f"distribution (default: {TrainConfig.distill_weight})")
+    t.add_argument("--init-from", metavar="MODEL", help="fine-tune: start from this trained "
+                   "model's weights (same processed data) instead of random ones")
     t.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
     t.add_argument("--dry-run", action="store_true", help="a few steps on a little data")
     t.set_defaults(handler=_train)

@@ -116,6 +116,9 @@ class TrainConfig:
     # averaged distribution the model also learns from, with this weight (0-1)
     teachers: tuple[str, ...] = ()
     distill_weight: float = 0.5
+    # Fine-tuning: start from this trained model's weights (same vocabulary) with a
+    # fresh optimizer; its shape wins over the model flags. --resume wins over it.
+    init_from: str | None = None
     resume: bool = False
     dry_run: bool = False  # a few steps on a few windows, to check the wiring (CI)
 

@@ -33,7 +33,14 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from input_method import distributed
-from input_method.checkpoint import BEST, LAST, build_model, read_checkpoint, save_checkpoint
+from input_method.checkpoint import (
+    BEST,
+    LAST,
+    build_model,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from input_method.config import OBJECTIVES, SELECT_BY, ModelConfig, TrainConfig
 from input_method.dataset import SentencePieces, WindowDataset, WindowStream, context_size_of
 from input_method.distill import TeacherEnsemble, distillation_loss
@@ -122,6 +129,10 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
     elif (run_dir / LAST).exists():
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it "
                             "or choose another --run-name")
+    elif config.init_from:
+        model = _initial_model(config.init_from, vocab, device)
+        model_config = model.config
+        log.info("starting from the weights of %s", config.init_from)
     else:
         model_config = replace(model_config, vocab_size=len(vocab))
         model = NextWordModel(model_config).to(device)
@@ -299,6 +310,17 @@ def _check_config(config: TrainConfig) -> None:
         raise TrainingError(f"--distill-weight must lie in [0, 1], not {config.distill_weight}")
 
 
+def _initial_model(path: str, vocab: Vocab, device: torch.device) -> NextWordModel:
+    """The trained model at ``path`` (directory or checkpoint; a quantised export is
+    dequantised) in training mode, refused if it was trained on another vocabulary."""
+    payload = read_checkpoint(resolve_checkpoint(path), map_location=device)
+    if payload.get("vocab_fingerprint") != vocab.fingerprint():
+        raise TrainingError(f"--init-from {path} was trained on another vocabulary; "
+                            "fine-tune it on the processed data it was trained on")
+    model, _ = build_model(payload, device)
+    return model.train()
+
+
 def _training_data(config: TrainConfig, data_dir: Path, vocab: Vocab, window_size: int,
                    context_size: int) -> WindowDataset | SentencePieces | WindowStream:
     """The training split as the objective wants it: in memory, or streamed from its shards."""
@@ -406,7 +428,8 @@ def _log_hparams(writer: SummaryWriter, config: TrainConfig, model_config: Model
     hparams.update(vocab_size=model_config.vocab_size, context_size=context_size,
                    batch_size=config.batch_size, learning_rate=config.learning_rate,
                    objective=config.objective, teachers=len(config.teachers),
-                   distill_weight=config.distill_weight if config.teachers else 0.0)
+                   distill_weight=config.distill_weight if config.teachers else 0.0,
+                   init_from=config.init_from or "")
     valid = summary.get("valid") or {}
     metrics = {f"hparam/valid_{k.replace('@', '_at_')}": float(valid[k])
                for k in ("loss", "hit@1", "hit@5") if k in valid}

@@ -20,7 +20,8 @@ def test_every_subcommand_has_help(command, capsys):
 
 def test_process_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
     """The four stages run from the CLI in seconds and the model answers a prefix (the
-    model trained to see only the last two words of the data's three)."""
+    model trained to see only the last two words of the data's three); a second run
+    fine-tunes it (--init-from)."""
     monkeypatch.chdir(tmp_path)
     write_tiny_corpus(tmp_path / "corpus.txt")
     assert main(["process", "--input", "corpus.txt", "--context-size", "3", "--min-freq", "1",
@@ -29,6 +30,9 @@ def test_process_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch
                  "--embedding-dim", "16", "--hidden-size", "16", "--device", "cpu",
                  "--context-limit", "2"]) == 0
     assert (tmp_path / "models" / "e2e" / "best.pt").is_file()
+    assert main(["train", "--run-name", "tuned", "--init-from", "models/e2e", "--epochs", "1",
+                 "--batch-size", "16", "--device", "cpu", "--learning-rate", "1e-3"]) == 0
+    assert (tmp_path / "models" / "tuned" / "best.pt").is_file()
     from input_method.predict import Predictor
 
     assert Predictor.load(tmp_path / "models" / "e2e").context_size == 2  # --context-limit

@@ -157,3 +157,33 @@ def test_hparams_row_names_the_run_shape_and_its_teachers(tmp_path, processed_di
     hparams = {k: v.ListFields()[0][1] for k, v in session.hparams.items()}
     assert hparams["cell"] == "lstm" and hparams["hidden_size"] == 24
     assert hparams["teachers"] == 1 and hparams["distill_weight"] == pytest.approx(0.7)
+
+
+def test_init_from_starts_from_the_trained_weights_and_shape(tmp_path, processed_dir,
+                                                             tiny_model_dir):
+    """Fine-tuning starts from the given model: its shape wins over the model flags, and a
+    step at learning rate 0 leaves exactly its weights (a fresh model would not match)."""
+    config = replace(tiny_train_config(tmp_path, processed_dir), epochs=1, max_steps=1,
+                     learning_rate=0.0, init_from=str(tiny_model_dir))
+    other_shape = replace(TINY_MODEL, hidden_size=TINY_MODEL.hidden_size + 8)
+    train(config, other_shape)
+    start = read_checkpoint(tiny_model_dir / "best.pt")["state_dict"]
+    tuned = read_checkpoint(tmp_path / "models" / "tiny" / "last.pt")
+    assert tuned["model_config"]["hidden_size"] == TINY_MODEL.hidden_size
+    assert tuned["train_config"]["init_from"] == str(tiny_model_dir)
+    for name, tensor in start.items():
+        assert torch.equal(tensor, tuned["state_dict"][name]), name
+
+
+def test_init_from_a_model_on_another_vocabulary_is_refused(tmp_path, processed_dir,
+                                                            tiny_model_dir):
+    """Ids of another vocabulary would mean other words: fine-tuning it is refused, and
+    no run directory is left behind."""
+    payload = read_checkpoint(tiny_model_dir / "best.pt")
+    payload["vocab_fingerprint"] = "0000000000000000"
+    torch.save(payload, tmp_path / "other.pt")
+    config = replace(tiny_train_config(tmp_path, processed_dir), epochs=1,
+                     init_from=str(tmp_path / "other.pt"))
+    with pytest.raises(TrainingError, match="another vocabulary"):
+        train(config, TINY_MODEL)
+    assert not (tmp_path / "models" / "tiny").exists()
