@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -38,25 +39,36 @@ def han_mask(vocab: Vocab) -> torch.Tensor:
 
 
 class _Scores:
-    """Totals over all windows and over those whose target is a Chinese word."""
+    """Totals over all windows and over those whose target is a Chinese word; both
+    twice: ranking every word (the language model), and ranking what the suggestion
+    bar can offer (no punctuation: ``Vocab.unsuggested_ids``)."""
 
-    def __init__(self, special_ids: list[int], is_han: torch.Tensor) -> None:
-        self.special_ids = special_ids
+    def __init__(self, vocab: Vocab, is_han: torch.Tensor) -> None:
+        self.never = {"model": vocab.special_ids, "bar": vocab.unsuggested_ids}
         self.is_han = is_han
-        self.all = RankingTotals()
-        self.han = RankingTotals()
+        self.totals = {(ranking, targets): RankingTotals()
+                       for ranking in self.never for targets in ("all", "han")}
 
     def add(self, log_probs: torch.Tensor, targets: torch.Tensor,
             target_chars: torch.Tensor | None = None) -> None:
-        self.all.add(log_probs, targets, self.special_ids, target_chars)
         mask = self.is_han[targets]
-        if mask.any():
-            chars = target_chars[mask.to(target_chars.device)] if target_chars is not None else None
-            self.han.add(log_probs[mask], targets[mask], self.special_ids, chars)
+        han_chars = chars = target_chars
+        if chars is not None:
+            han_chars = chars[mask.to(chars.device)]
+        for ranking, never in self.never.items():
+            self.totals[(ranking, "all")].add(log_probs, targets, never, chars)
+            if mask.any():
+                self.totals[(ranking, "han")].add(log_probs[mask], targets[mask], never,
+                                                  han_chars)
 
     def summary(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.all.summary()
-        result["han_targets"] = self.han.summary()
+        result: dict[str, Any] = self.totals[("model", "all")].summary()
+        result["han_targets"] = self.totals[("model", "han")].summary()
+        bar = {k: v for k, v in self.totals[("bar", "all")].summary().items()
+               if k not in ("loss", "perplexity")}  # the same distribution: same perplexity
+        bar["han_targets"] = {k: v for k, v in self.totals[("bar", "han")].summary().items()
+                              if k not in ("loss", "perplexity")}
+        result["suggestion_bar"] = bar
         return result
 
 
@@ -84,8 +96,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     # then the network alone is scored too, to show what each part brings.
     ngram, weight = load_ngram(payload)
     started = time.perf_counter()
-    model_scores = _Scores(vocab.special_ids, is_han)
-    network_scores = _Scores(vocab.special_ids, is_han)
+    model_scores = _Scores(vocab, is_han)
+    network_scores = _Scores(vocab, is_han)
     with torch.inference_mode():
         for index, (inputs, targets) in enumerate(tqdm(
                 test.batches(config.batch_size), desc="evaluate model",
@@ -112,7 +124,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         train = WindowDataset.from_split(data_dir, "train", window_size, len(vocab))
         trigram = KneserNeyTrigram(len(vocab), last_two(train.inputs, vocab.pad_id),
                                    train.targets)
-        baseline_scores = _Scores(vocab.special_ids, is_han.cpu())
+        baseline_scores = _Scores(vocab, is_han.cpu())
         for index, (inputs, targets) in enumerate(tqdm(
                 test.batches(512), desc="evaluate trigram", total=test.num_batches(512),
                 unit="batch")):
@@ -171,18 +183,32 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [f"{results['split']} split: {results['windows']} windows "
              f"(all targets; in brackets: targets that are Chinese words)",
              f"{'metric':<12}" + "".join(f"{name:>24}" for name, _ in columns)]
-    for key, fmt in ROWS:
-        cells = []
-        if key not in results["model"]:
-            continue
-        for _, scores in columns:
-            value = fmt.format(scores[key])
-            han = fmt.format(scores["han_targets"][key])
-            cells.append(f"{value} ({han})")
-        lines.append(f"{key:<12}" + "".join(f"{c:>24}" for c in cells))
+    lines += _rows(columns, ROWS, "")
+    if all("suggestion_bar" in scores for _, scores in columns):  # older eval.json lack it
+        lines.append("as the suggestion bar offers them (no punctuation):")
+        lines += _rows([(name, scores["suggestion_bar"]) for name, scores in columns],
+                       [row for row in ROWS if row[0] != "perplexity"], "bar ")
     if "kneser_ney_trigram" in results:
-        model, base = results["model"], results["kneser_ney_trigram"]
-        ratios = ", ".join(f"{k} x{model[k] / base[k]:.2f}" for k in ("hit@1", "hit@5")
-                           if base[k] > 0)
-        lines.append(f"model / trigram: {ratios}")
+        for label, model, base in (
+                ("model / trigram", results["model"], results["kneser_ney_trigram"]),
+                ("bar / trigram", results["model"].get("suggestion_bar"),
+                 results["kneser_ney_trigram"].get("suggestion_bar"))):
+            if model is None or base is None:
+                continue
+            ratios = ", ".join(f"{k} x{model[k] / base[k]:.2f}" for k in ("hit@1", "hit@5")
+                               if base[k] > 0)
+            lines.append(f"{label}: {ratios}")
     return "\n".join(lines)
+
+
+def _rows(columns: list[tuple[str, dict[str, Any]]], rows: Sequence[tuple[str, str]],
+          prefix: str) -> list[str]:
+    """One line per metric: each column's value over all targets (Chinese words in brackets)."""
+    lines = []
+    for key, fmt in rows:
+        if key not in columns[0][1]:
+            continue
+        cells = [f"{fmt.format(scores[key])} ({fmt.format(scores['han_targets'][key])})"
+                 for _, scores in columns]
+        lines.append(f"{prefix + key:<12}" + "".join(f"{c:>24}" for c in cells))
+    return lines

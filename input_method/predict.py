@@ -59,7 +59,7 @@ class Predictor:
         self.segmenter = segmenter or Segmenter()
         self.name = name
         self.user_model = user_model if user_model is not None else UserModel(vocab, learning=False)
-        self._never = torch.tensor(vocab.special_ids)
+        self._never = torch.tensor(vocab.unsuggested_ids)  # specials and punctuation
         # The trigram shipped with the model, mixed into every distribution (mixture.py).
         self.ngram = ngram
         self.ngram_weight = ngram_weight if ngram is not None else 0.0

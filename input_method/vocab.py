@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 from input_method.atomic import atomic_write_text
 from input_method.config import PAD_TOKEN, SPECIAL_TOKENS, START_TOKEN, UNK_TOKEN
 from input_method.errors import CheckpointError
+
+
+def is_punctuation(token: str) -> bool:
+    """True for a token of punctuation or symbols only, no letter and no digit (，。——《)."""
+    return not any(unicodedata.category(char)[0] in "LN" for char in token)
 
 
 class Vocab:
@@ -57,8 +64,20 @@ class Vocab:
 
     @property
     def special_ids(self) -> list[int]:
-        """Ids that are never suggested to a user."""
+        """Ids of the special tokens: never a word, never ranked as one."""
         return [self.stoi[t] for t in SPECIAL_TOKENS]
+
+    @cached_property
+    def unsuggested_ids(self) -> list[int]:
+        """Ids the suggestion bar never shows: the special tokens and punctuation.
+
+        Punctuation has its own keys, so a slot holding ，or 。 saves no typing
+        and hides a word that might have (input methods' prediction bars offer
+        words only). The language model still predicts punctuation: it is part
+        of every context and of the perplexity.
+        """
+        return self.special_ids + [i for i, token in enumerate(self.itos)
+                                   if token not in SPECIAL_TOKENS and is_punctuation(token)]
 
     def fingerprint(self) -> str:
         """A short hash of the token list; a checkpoint records the one it was trained with."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from input_method.config import EvalConfig
-from input_method.evaluate import evaluate, format_table
+import torch
+
+from input_method.config import SPECIAL_TOKENS, EvalConfig
+from input_method.evaluate import _Scores, evaluate, format_table, han_mask
+from input_method.vocab import Vocab
 
 
 def test_evaluate_writes_eval_json_with_model_and_baseline(tiny_model_dir, processed_dir):
@@ -34,3 +37,33 @@ def test_evaluate_scores_the_shipped_mixture_and_the_network_alone(tiny_mixed_mo
     assert mixed["windows"] == alone["windows"] == results["windows"]
     assert mixed["perplexity"] != alone["perplexity"]
     assert "network alone" in format_table(results)
+
+
+def test_the_suggestion_bar_ranks_words_without_punctuation():
+    """Scored as the bar offers them, a word behind a comma moves up to first place and
+    a comma target can never be hit; ranked as a language model, the opposite."""
+    vocab = Vocab([*SPECIAL_TOKENS, "，", "好", "的"])
+    scores = _Scores(vocab, han_mask(vocab))
+    log_probs = torch.log(torch.tensor([[0.0, 0.0, 0.0, 0.5, 0.3, 0.2]] * 2))
+    scores.add(log_probs, torch.tensor([3, 4]), torch.tensor([1, 1]))  # targets ，then 好
+    summary = scores.summary()
+    assert summary["hit@1"] == 0.5 and summary["keystroke_savings"] == 1.0  # both in the top 5
+    assert summary["han_targets"]["hit@1"] == 0.0
+    bar = summary["suggestion_bar"]
+    assert bar["hit@1"] == 0.5 and bar["keystroke_savings"] == 0.5  # 好 first, ，never offered
+    assert bar["han_targets"]["hit@1"] == 1.0 and "perplexity" not in bar
+
+
+def test_eval_json_holds_the_bar_figures_and_the_table_shows_them(tiny_model_dir,
+                                                                  processed_dir):
+    """Both scorers carry suggestion-bar figures; on Chinese-word targets they are never
+    below the language-model ranking's (leaving punctuation out only lifts words)."""
+    results = evaluate(EvalConfig(model_dir=str(tiny_model_dir), data_dir=str(processed_dir),
+                                  device="cpu"))
+    for scorer in ("model", "kneser_ney_trigram"):
+        words, bar = results[scorer]["han_targets"], results[scorer]["suggestion_bar"]
+        assert bar["windows"] == results[scorer]["windows"]
+        for k in ("hit@1", "hit@5", "mrr"):
+            assert bar["han_targets"][k] >= words[k]
+    table = format_table(results)
+    assert "bar hit@5" in table and "bar / trigram" in table

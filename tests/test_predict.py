@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from input_method.config import SPECIAL_TOKENS
 from input_method.predict import MAX_PREFIX_CHARS, Predictor
+from input_method.vocab import is_punctuation
 
 
 @pytest.fixture(scope="module", params=["network", "mixed"])
@@ -45,6 +46,21 @@ def test_predict_returns_exactly_top_k_sorted_probabilities(predictor, top_k):
     assert probs == sorted(probs, reverse=True)
     assert all(0 < p <= 1 for p in probs)
     assert not {w for w, _ in suggestions} & set(SPECIAL_TOKENS)
+
+
+def test_punctuation_is_predicted_but_never_suggested(predictor):
+    """After 我今天去北京 the model's likeliest next token is punctuation (。), yet the
+    words, the session's words and the phrases offered hold none: it has its own keys."""
+    prefix = "我今天去北京"
+    log_probs = predictor.next_word_log_probs(predictor.context_ids(prefix))
+    assert is_punctuation(predictor.vocab.itos[int(log_probs.argmax())])
+    offered = [w for w, _ in predictor.predict(prefix, 9)]
+    offered += [w for w, _ in predictor.session().predict(prefix, 9)]
+    phrases = [w for w, _ in predictor.complete(prefix, 5)]
+    assert len(offered) == 18 and phrases
+    assert not any(is_punctuation(w) for w in offered)
+    assert not any(is_punctuation(piece) for phrase in phrases
+                   for piece in predictor.tokenize(phrase))
 
 
 def test_probabilities_are_the_models_next_word_distribution(predictor):

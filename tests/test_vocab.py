@@ -8,7 +8,7 @@ import pytest
 
 from input_method.config import SPECIAL_TOKENS
 from input_method.errors import CheckpointError
-from input_method.vocab import Vocab
+from input_method.vocab import Vocab, is_punctuation
 
 
 def test_specials_first_then_by_frequency_with_min_freq_and_max_size():
@@ -38,3 +38,12 @@ def test_a_vocabulary_without_specials_is_rejected():
     """Ids of the specials are fixed; a list lacking them is an error."""
     with pytest.raises(CheckpointError):
         Vocab(["我", "你"])
+
+
+def test_punctuation_is_never_suggested_but_words_digits_and_latin_are():
+    """The bar's exclusions: special tokens and tokens of punctuation or symbols only;
+    Chinese words, numbers (full-width too) and Latin words stay suggestable."""
+    assert all(is_punctuation(t) for t in ("，", "。", "——", "《", "......", "~", "¥", "&#"))
+    assert not any(is_punctuation(t) for t in ("的", "１２月", "2024", "iPhone", "U盘", "，好"))
+    vocab = Vocab([*SPECIAL_TOKENS, "的", "，", "。", "１２月", "iPhone", "——"])
+    assert vocab.unsuggested_ids == [0, 1, 2, 4, 5, 8]
