@@ -182,7 +182,7 @@ def format_table(results: dict[str, Any]) -> str:
         columns.append(("KN trigram", results["kneser_ney_trigram"]))
     lines = [f"{results['split']} split: {results['windows']} windows "
              f"(all targets; in brackets: targets that are Chinese words)",
-             f"{'metric':<12}" + "".join(f"{name:>24}" for name, _ in columns)]
+             f"{'metric':<22}" + "".join(f"{name:>24}" for name, _ in columns)]
     lines += _rows(columns, ROWS, "")
     if all("suggestion_bar" in scores for _, scores in columns):  # older eval.json lack it
         lines.append("as the suggestion bar offers them (no punctuation):")
@@ -210,5 +210,5 @@ def _rows(columns: list[tuple[str, dict[str, Any]]], rows: Sequence[tuple[str, s
             continue
         cells = [f"{fmt.format(scores[key])} ({fmt.format(scores['han_targets'][key])})"
                  for _, scores in columns]
-        lines.append(f"{prefix + key:<12}" + "".join(f"{c:>24}" for c in cells))
+        lines.append(f"{prefix + key:<22}" + "".join(f"{c:>24}" for c in cells))
     return lines
