@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -14,10 +14,12 @@ from input_method.atomic import atomic_write_text
 from input_method.config import PAD_TOKEN, SPECIAL_TOKENS, START_TOKEN, UNK_TOKEN
 from input_method.errors import CheckpointError
 
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")  # \w without "_": Unicode letters and digits
+
 
 def is_punctuation(token: str) -> bool:
     """True for a token of punctuation or symbols only, no letter and no digit (，。——《)."""
-    return not any(unicodedata.category(char)[0] in "LN" for char in token)
+    return _LETTER_OR_DIGIT.search(token) is None
 
 
 class Vocab:
