@@ -24,7 +24,7 @@ import torch
 
 from input_method.atomic import atomic_open
 from input_method.config import QUANTIZATIONS, ModelConfig, from_dict
-from input_method.errors import CheckpointError, ModelNotFoundError
+from input_method.errors import CheckpointError, ModelNotFoundError, TrainingError
 from input_method.model import NextWordModel
 from input_method.ngram import KneserNeyTrigram
 from input_method.vocab import Vocab
@@ -214,6 +214,19 @@ def load_ngram(payload: dict[str, Any]) -> tuple[KneserNeyTrigram | None, float]
     if ngram.vocab_size != len(payload["vocab"]) or not 0.0 <= weight < 1.0:
         raise CheckpointError("the checkpoint's n-gram does not fit its vocabulary or weight range")
     return ngram, weight
+
+
+def load_trained_on(model_path: Path | str, vocab: Vocab, device: str | torch.device,
+                    role: str) -> NextWordModel:
+    """A trained model (directory or checkpoint; exports dequantised) to train with:
+    a teacher, or the start of a fine-tuning run (``role`` names it in the error).
+    Refused if trained on another vocabulary: its ids would mean other words."""
+    payload = read_checkpoint(resolve_checkpoint(model_path), map_location=device)
+    if payload.get("vocab_fingerprint") != vocab.fingerprint():
+        raise TrainingError(f"{role} {model_path} was trained on another vocabulary; "
+                            "train with models made from the same processed data")
+    model, _ = build_model(payload, device)
+    return model
 
 
 def load_model(model_path: Path | str, device: str | torch.device = "cpu"

@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F  # noqa: N812
 
-from input_method.checkpoint import build_model, read_checkpoint, resolve_checkpoint
-from input_method.errors import TrainingError
+from input_method.checkpoint import load_trained_on
 from input_method.model import NextWordModel, window_logits
 from input_method.vocab import Vocab
 
@@ -41,15 +40,7 @@ class TeacherEnsemble:
     def load(cls, paths: Sequence[str | Path], vocab: Vocab,
              device: torch.device) -> TeacherEnsemble:
         """Load teachers (model directories or checkpoints) trained on ``vocab``."""
-        models = []
-        for path in paths:
-            payload = read_checkpoint(resolve_checkpoint(path), map_location=device)
-            if payload.get("vocab_fingerprint") != vocab.fingerprint():
-                raise TrainingError(f"teacher {path} was trained on another vocabulary; "
-                                    "teachers and student need the same processed data")
-            model, _ = build_model(payload, device)
-            models.append(model)
-        return cls(models)
+        return cls([load_trained_on(path, vocab, device, "teacher") for path in paths])
 
     @torch.no_grad()
     def probs_at(self, inputs: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:

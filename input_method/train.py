@@ -37,8 +37,8 @@ from input_method.checkpoint import (
     BEST,
     LAST,
     build_model,
+    load_trained_on,
     read_checkpoint,
-    resolve_checkpoint,
     save_checkpoint,
 )
 from input_method.config import OBJECTIVES, SELECT_BY, ModelConfig, TrainConfig
@@ -130,7 +130,7 @@ def train(config: TrainConfig, model_config: ModelConfig) -> dict[str, Any]:
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it "
                             "or choose another --run-name")
     elif config.init_from:
-        model = _initial_model(config.init_from, vocab, device)
+        model = load_trained_on(config.init_from, vocab, device, "--init-from").train()
         model_config = model.config
         log.info("starting from the weights of %s", config.init_from)
     else:
@@ -308,17 +308,6 @@ def _check_config(config: TrainConfig) -> None:
                             f"{', '.join(SELECT_BY)}")
     if not 0.0 <= config.distill_weight <= 1.0:
         raise TrainingError(f"--distill-weight must lie in [0, 1], not {config.distill_weight}")
-
-
-def _initial_model(path: str, vocab: Vocab, device: torch.device) -> NextWordModel:
-    """The trained model at ``path`` (directory or checkpoint; a quantised export is
-    dequantised) in training mode, refused if it was trained on another vocabulary."""
-    payload = read_checkpoint(resolve_checkpoint(path), map_location=device)
-    if payload.get("vocab_fingerprint") != vocab.fingerprint():
-        raise TrainingError(f"--init-from {path} was trained on another vocabulary; "
-                            "fine-tune it on the processed data it was trained on")
-    model, _ = build_model(payload, device)
-    return model.train()
 
 
 def _training_data(config: TrainConfig, data_dir: Path, vocab: Vocab, window_size: int,
