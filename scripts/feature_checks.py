@@ -3,6 +3,8 @@
     python scripts/feature_checks.py fuzz --model models/default --count 100000
     python scripts/feature_checks.py pinyin --model models/default --data-dir data/processed
     python scripts/feature_checks.py domain --model models/news --texts 500
+    python scripts/feature_checks.py extract MANUAL/*.html > docs.txt
+    python scripts/feature_checks.py engines --text-file docs.txt --libime-helper ./libime_top
 
 ``fuzz``    random prefixes (any Unicode, long ones too) through predict and a
             session: counts, exceptions, slowest call.
@@ -12,7 +14,13 @@
             domain it never saw): hit@5 on words with a Han character and the
             share of their characters covered by top-5 hits; then again after
             ``learn()`` on other reviews (the count model), after ``adapt()``
-            (the network fine-tuned on them too), and after ``forget()``.
+            (the network fine-tuned on them too), and after ``forget()``;
+            ``--text-file`` replays another domain's texts instead.
+``engines`` the constant list 的 了 是 在 和, our engine and fcitx5's libime
+            (``--libime-helper``: scripts/libime_top.cpp, built as the README
+            says) on the same replay of a text file or the test split's tokens.
+``extract`` the Chinese paragraphs of HTML manuals, one per line (a domain
+            in neither split: Debian's zh-CN documentation, say).
 """
 
 from __future__ import annotations
@@ -20,8 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 from input_method import Predictor
@@ -85,36 +97,143 @@ def pinyin(model: str, data_dir: str, count: int, seed: int) -> dict:
 CONSTANT_TOP5 = ["的", "了", "是", "在", "和"]
 
 
-def _score(predictor: Predictor, texts: list[str], constant: bool = False) -> dict:
-    """Replay texts word by word: hit@5 and character coverage on words with a Han character.
+def _sentences(predictor: Predictor, texts: list[str]) -> list[list[str]]:
+    """Texts cut into sentences of words, as the engine segments them."""
+    return [sentence for text in texts for sentence in predictor.segmenter.sentences(clean_text(text))]
 
-    ``constant``: score the fixed list ``CONSTANT_TOP5`` instead of the model's top 5.
-    """
+
+# A replay asks ``start()`` for a fresh suggester at each sentence, then the
+# suggester for a top 5 before each target, given the sentence's words so far.
+Suggester = Callable[[list[str]], list[str]]
+
+
+def _replay(sentences: list[list[str]], start: Callable[[], Suggester]) -> dict:
+    """Replay sentences word by word: hit@5 and character coverage on words with a Han character."""
     hits = words = chars = chars_hit = 0
-    for text in texts:
-        for sentence in predictor.segmenter.sentences(clean_text(text)):
-            session = predictor.session()
-            for i, word in enumerate(sentence):
-                if not HAN.search(word):
-                    continue
-                top = CONSTANT_TOP5 if constant else [
-                    w for w, _ in session.predict("".join(sentence[:i]), 5)]
-                words += 1
-                chars += len(word)
-                if word in top:
-                    hits += 1
-                    chars_hit += len(word)
+    for sentence in sentences:
+        suggest = start()
+        for i, word in enumerate(sentence):
+            if not HAN.search(word):
+                continue
+            top = suggest(sentence[:i])
+            words += 1
+            chars += len(word)
+            if word in top:
+                hits += 1
+                chars_hit += len(word)
     return {"words": words, "hit@5": hits / max(words, 1), "char_coverage": chars_hit / max(chars, 1)}
 
 
-def domain(model: str, texts: int, seed: int, history: str) -> dict:
-    """Reviews scored by a newspaper model, before and after learning other reviews."""
-    reviews = []
-    for path, fmt in bundled_corpus()[1:]:
-        reviews.extend(read_texts(path, fmt))
-    reviews = list(dict.fromkeys(reviews))
-    random.Random(seed).shuffle(reviews)
-    learn, test = reviews[:texts], reviews[texts:2 * texts]
+def _engine(predictor: Predictor) -> Callable[[], Suggester]:
+    """Our engine as a typist meets it: one session per sentence, the sentence so far as prefix."""
+    def start() -> Suggester:
+        session = predictor.session()
+        return lambda words: [w for w, _ in session.predict("".join(words), 5)]
+    return start
+
+
+def _constant() -> Suggester:
+    return lambda words: CONSTANT_TOP5
+
+
+def _score(predictor: Predictor, texts: list[str], constant: bool = False) -> dict:
+    """The replay of ``texts`` by the engine, or by ``CONSTANT_TOP5`` when ``constant``."""
+    return _replay(_sentences(predictor, texts), _constant if constant else _engine(predictor))
+
+
+def _libime(helper: str, model: str, sentences: list[list[str]]) -> Callable[[], Suggester]:
+    """fcitx5's libime prediction for every target of the replay, asked in one batch.
+
+    ``helper`` is ``scripts/libime_top.cpp`` built against Debian's libime (see
+    the README): one prefix per line in (its words joined by tabs), libime's
+    top 5 per line out. The answers are handed out in the replay's order.
+    """
+    prefixes = ["\t".join(sentence[:i]) + "\n" for sentence in sentences
+                for i, word in enumerate(sentence) if HAN.search(word)]
+    lines = subprocess.run([helper, model, "5"], input="".join(prefixes), capture_output=True,
+                           text=True, check=True).stdout.split("\n")[:len(prefixes)]
+    if len(lines) != len(prefixes):
+        raise RuntimeError(f"libime helper answered {len(lines)} of {len(prefixes)} prefixes")
+    answers = iter([line.split("\t") if line else [] for line in lines])
+    return lambda: lambda words: next(answers)
+
+
+def engines(model: str, text_file: str | None, tokens_file: str | None,
+            libime_helper: str | None, libime_model: str | None) -> dict:
+    """The constant list, our engine and (when built) libime on the same replay.
+
+    ``text_file``: one text per line, segmented by the engine's jieba;
+    ``tokens_file``: one sentence per line, words split by spaces (the test
+    split's ``test.tokens.txt``).
+    """
+    predictor = Predictor.load(model, threads=1)
+    if tokens_file:
+        sentences = [line.split() for line in Path(tokens_file).read_text(encoding="utf-8").splitlines()]
+    else:
+        texts = [line for line in Path(text_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        sentences = _sentences(predictor, texts)
+    result = {"sentences": len(sentences), "constant_list": _replay(sentences, _constant),
+              "engine": _replay(sentences, _engine(predictor))}
+    if libime_helper:
+        result["libime"] = _replay(sentences, _libime(libime_helper, libime_model, sentences))
+    return result
+
+
+class _Paragraphs(HTMLParser):
+    """Collects the text of every <p> element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paragraphs: list[str] = []
+        self._parts: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "p":
+            self._parts = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p" and self._parts is not None:
+            self.paragraphs.append("".join(self._parts))
+            self._parts = None
+
+    def handle_data(self, data: str) -> None:
+        if self._parts is not None:
+            self._parts.append(data)
+
+
+def extract(paths: list[str]) -> list[str]:
+    """Chinese paragraphs of HTML manuals, one line each, deduplicated.
+
+    Wrapped lines are joined without a space between Chinese characters; a
+    paragraph is kept when at least half its non-space characters are Han.
+    """
+    wide = "\u3000-\u9fff\uff00-\uffef"
+    kept = []
+    for path in sorted(paths):
+        parser = _Paragraphs()
+        parser.feed(Path(path).read_text(encoding="utf-8", errors="replace"))
+        for paragraph in parser.paragraphs:
+            text = re.sub(rf"(?<=[{wide}])\s*\n\s*(?=[{wide}])", "", paragraph.strip())
+            text = re.sub(r"\s+", " ", text)
+            if len(text) >= 10 and len(HAN.findall(text)) >= 0.5 * len(text.replace(" ", "")):
+                kept.append(text)
+    return list(dict.fromkeys(kept))
+
+
+def domain(model: str, texts: int, seed: int, history: str, text_file: str | None = None) -> dict:
+    """Texts of another domain scored by a model, before and after learning others of them.
+
+    The texts are the bundled reviews, or ``text_file`` (one text per line).
+    """
+    if text_file:
+        pool = [line for line in Path(text_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        pool = []
+        for path, fmt in bundled_corpus()[1:]:
+            pool.extend(read_texts(path, fmt))
+    pool = list(dict.fromkeys(pool))
+    random.Random(seed).shuffle(pool)
+    learn, test = pool[:texts], pool[texts:2 * texts]
     Path(history).unlink(missing_ok=True)
     predictor = Predictor.load(model, history=history, threads=1)
     constant = _score(predictor, test, constant=True)
@@ -136,20 +255,33 @@ def domain(model: str, texts: int, seed: int, history: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("check", choices=["fuzz", "pinyin", "domain"])
+    parser.add_argument("check", choices=["fuzz", "pinyin", "domain", "engines", "extract"])
+    parser.add_argument("paths", nargs="*", help="extract: the HTML files")
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--data-dir", default="data/processed")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--texts", type=int, default=500)
     parser.add_argument("--history", default="/tmp/ime-domain-history.json")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--text-file", help="domain, engines: one text per line")
+    parser.add_argument("--tokens-file", help="engines: one segmented sentence per line")
+    parser.add_argument("--libime-helper", help="engines: scripts/libime_top.cpp, built")
+    parser.add_argument("--libime-model", default="/usr/lib/x86_64-linux-gnu/libime/zh_CN.lm")
     args = parser.parse_args(argv)
+    if args.check == "extract":
+        print("\n".join(extract(args.paths)))
+        return 0
+    if args.check == "engines" and not (args.text_file or args.tokens_file):
+        parser.error("engines needs --text-file or --tokens-file")
     if args.check == "fuzz":
         result = fuzz(args.model, args.count, args.seed)
     elif args.check == "pinyin":
         result = pinyin(args.model, args.data_dir, min(args.count, 200), args.seed)
+    elif args.check == "engines":
+        result = engines(args.model, args.text_file, args.tokens_file,
+                         args.libime_helper, args.libime_model)
     else:
-        result = domain(args.model, args.texts, args.seed, args.history)
+        result = domain(args.model, args.texts, args.seed, args.history, args.text_file)
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
