@@ -31,8 +31,31 @@ The user's most recent sentences (at most ``max_words`` words) are kept too,
 for :func:`adapt.adapt` to fine-tune the network on.
 
 Counts and sentences persist as JSON, written atomically, bounded to
-``max_entries`` bigrams (the rarest are dropped first) and ``max_words``. ``learning=False`` (incognito)
-learns and writes nothing. A corrupted file is set aside with a warning.
+``max_entries`` bigrams and ``max_words``. Once a tenth more than
+``max_entries`` pairs have gathered, the rarest are dropped, but never the
+fifth of the bound seen most recently: a new phrase starts at a count of one,
+and would otherwise be dropped at once by a full history of older pairs (the
+history would stop learning new phrases after a few thousand sentences).
+``learning=False`` (incognito) learns and writes nothing. A corrupted file is
+set aside with a warning.
+
+Learning a sentence costs in proportion to the sentence, not to the history:
+the suggestion box learns on a worker thread, and rebuilding every count and
+rewriting a 3 MB file after each sentence took 0.6-1.1 s and held the
+interpreter long enough to stall key presses (up to 350 ms with 50,000
+bigrams; ``scripts/learn_stall.py``). So learn() only marks the previous words
+a sentence touched (their tensors are rebuilt when a key press needs them) and
+appends one line to a journal beside the file (``history.json.journal``):
+
+    history.json           snapshot, generation g
+    history.json.journal   {"generation": g, "sentences": [...]}   one line per learn()
+
+Loading reads the snapshot, replays the journal's lines of the same
+generation, and writes a new snapshot (generation g + 1) before removing the
+journal; a crash between the two leaves lines of an older generation, which
+are skipped, never counted twice. A torn last line (a crash mid-append) is
+skipped with a warning. The snapshot is also rewritten after
+``COMPACT_AFTER`` journal lines.
 """
 
 from __future__ import annotations
@@ -59,6 +82,9 @@ BACKOFF = 2.0  # β: pseudo-counts of the unigram in each bigram distribution
 EVIDENCE = 500  # n0: words learned at which the user's unigrams count half
 FORMAT_VERSION = 3  # 3: with recent sentences; 2: counts by word only; 1: vocabulary ids
 READABLE_VERSIONS = (2, 3)
+# Journal lines before the snapshot is rewritten during a session (loading always
+# rewrites it): writing 50,000 pairs holds the interpreter for about a quarter second.
+COMPACT_AFTER = 10_000
 
 
 def default_history_path() -> Path:
@@ -82,14 +108,30 @@ class UserModel:
         self.sentences: deque[list[str]] = deque()  # the most recent, oldest first
         self._sentence_words = 0
         self.weight = BLEND  # λ; the predictor sets ADAPTED_BLEND while it serves an adapted network
-        # Everything blend() needs, computed once per learn() rather than per key press:
-        # g, g·P_uni over the vocabulary (None: nothing learned), and for each previous
-        # word v: (follower ids, c(v w) / (c(v) + β), β / (c(v) + β), m).
+        # What blend() needs, kept up to date by learn() rather than computed per key
+        # press: g and g·P_uni over the vocabulary (None: nothing learned).
         self._unigram_weight = 0.0
         self._unigram_probs: torch.Tensor | None = None
-        self._followers: dict[str, tuple[torch.Tensor, torch.Tensor, float, float]] = {}
-        if path is not None and path.is_file():
-            self._read(path)
+        # What those are made from: the vocabulary words' counts, the words learned
+        # (n), and for each previous word its followers' counts by vocabulary id.
+        self._counts = torch.zeros(len(vocab))
+        self._learned = 0
+        self._by_previous: dict[str, dict[int, int]] = {}
+        # Each previous word's tensors for blend() — (follower ids, c(v w) / (c(v) + β),
+        # β / (c(v) + β), c(v) / (c(v) + β)) — are built when a key press first needs
+        # them and kept until learn() touches that word again. learn() runs on the
+        # suggestion box's worker thread: it only marks words (``_changed_at``), so a
+        # sentence after a common word like 的 costs it nothing per follower.
+        self._followers: dict[str, tuple[int, tuple[torch.Tensor, torch.Tensor, float, float]]] = {}
+        self._changed_at: dict[str, int] = {}
+        self._version = 0
+        self._generation = 0  # of the snapshot on disk; journal lines carry it
+        self._journal_lines = 0
+        if path is not None:
+            if path.is_file():
+                self._read(path)
+            if self.journal_path.is_file():
+                self._replay_journal()
 
     def __bool__(self) -> bool:
         return self._unigram_probs is not None
@@ -103,6 +145,7 @@ class UserModel:
             bigrams = Counter({(str(a), str(b)): int(c) for a, b, c in payload["bigrams"]})
             unigrams = Counter({str(w): int(c) for w, c in payload["unigrams"]})
             sentences = [[str(w) for w in words] for words in payload.get("sentences", [])]
+            generation = int(payload.get("generation", 0))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             aside = path.with_name(path.name + ".corrupt")
             os.replace(path, aside)
@@ -110,45 +153,152 @@ class UserModel:
                         path, exc, aside)
             return
         self.bigrams, self.unigrams = bigrams, unigrams
+        self._generation = generation
         self._keep(sentences)
         self._reindex()
 
+    @property
+    def journal_path(self) -> Path:
+        """The journal beside the snapshot: one line per learn() since it was written."""
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".journal")
+
+    def _replay_journal(self) -> None:
+        """Count the journal's lines of this snapshot's generation, then fold them in."""
+        replayed = torn = 0
+        touched: set[str] = set()
+        # errors="replace": a crash mid-append can cut a character in two; that line is
+        # then unreadable JSON, skipped below, and the rest still counts.
+        for line in self.journal_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                generation, sentences = int(entry["generation"]), entry["sentences"]
+                sentences = [[str(w) for w in words] for words in sentences]
+            except (ValueError, KeyError, TypeError) as exc:
+                torn += 1
+                log.warning("user history journal %s: unreadable line skipped (%s)",
+                            self.journal_path, exc)
+                continue
+            if generation == self._generation:  # older ones are in the snapshot already
+                touched |= self._count(sentences)  # one learn() each: pruned as they were
+                replayed += 1
+        self._refresh(touched)
+        log.info("user history: %d journal lines replayed, %d skipped", replayed, torn)
+        if self.learning:
+            self.save()
+
     def _reindex(self) -> None:
-        """Tensors of the counts over the network's vocabulary, for fast blending."""
+        """Rebuild everything blend() needs from the counts (after reading or forgetting)."""
         stoi = self.vocab.stoi
-        counts = torch.zeros(len(self.vocab))
+        self._counts = torch.zeros(len(self.vocab))
         for word, count in self.unigrams.items():
             if word in stoi:
-                counts[stoi[word]] += count
-        total = counts.sum()
-        learned = sum(self.unigrams.values())
-        weight = self._unigram_weight = learned / (learned + EVIDENCE)  # g
-        self._unigram_probs = counts * (weight / total) if total > 0 else None  # g·P_uni
-        followers: dict[str, dict[int, int]] = {}
+                self._counts[stoi[word]] += count
+        self._learned = sum(self.unigrams.values())
+        self._by_previous = {}
         for (previous, word), count in self.bigrams.items():
             if word in stoi:
-                followers.setdefault(previous, {})[stoi[word]] = count
+                self._by_previous.setdefault(previous, {})[stoi[word]] = count
         self._followers = {}
-        for previous, found in followers.items():
-            context_total = sum(found.values())
-            backoff = BACKOFF / (context_total + BACKOFF)
-            self._followers[previous] = (
-                torch.tensor(list(found)),
-                torch.tensor(list(found.values()), dtype=torch.float) / (context_total + BACKOFF),
-                backoff, context_total / (context_total + BACKOFF) + backoff * weight)
+        self._changed_at = {}
+        self._refresh(set())
+
+    def _refresh(self, touched: set[str]) -> None:
+        """Update g and g·P_uni; mark the ``touched`` previous words' tensors as stale."""
+        total = self._counts.sum()
+        weight = self._learned / (self._learned + EVIDENCE)  # g
+        self._unigram_probs = self._counts * (weight / total) if total > 0 else None  # g·P_uni
+        self._unigram_weight = weight
+        self._version += 1  # after the counts changed: a build that saw the old ones is older
+        for previous in touched:
+            self._changed_at[previous] = self._version
+
+    def _follower_tensors(self, previous: str) -> tuple[torch.Tensor, torch.Tensor, float, float] | None:
+        """The tensors blend() needs after ``previous`` (None: no follower known)."""
+        cached = self._followers.get(previous)
+        if cached is not None and cached[0] >= self._changed_at.get(previous, 0):
+            return cached[1]
+        version = self._version  # read before the counts: a learn() meanwhile makes this stale
+        found = self._by_previous.get(previous)
+        items = list(found.items()) if found else []  # one call: a consistent copy
+        if not items:
+            return None
+        context_total = sum(count for _, count in items)
+        tensors = (torch.tensor([index for index, _ in items]),
+                   torch.tensor([count for _, count in items], dtype=torch.float) / (context_total + BACKOFF),
+                   BACKOFF / (context_total + BACKOFF), context_total / (context_total + BACKOFF))
+        self._followers[previous] = (version, tensors)
+        return tensors
 
     def learn(self, sentences: list[list[str]]) -> None:
         """Count the words of sentences (lists of words, without a start token)."""
-        if not self.learning:
+        sentences = [list(words) for words in sentences if words]
+        if not self.learning or not sentences:
             return
+        self._refresh(self._count(sentences))
+        self._write(sentences)
+
+    def _count(self, sentences: list[list[str]]) -> set[str]:
+        """Add sentences to the counts; return the previous words whose followers changed."""
+        stoi = self.vocab.stoi
+        touched: set[str] = set()
+        known: list[int] = []  # vocabulary ids of the words, for one index_add
         for words in sentences:
             self.unigrams.update(words)
-            self.bigrams.update(zip([START_TOKEN, *words], words, strict=False))
+            self._learned += len(words)
+            known.extend(stoi[word] for word in words if word in stoi)
+            for previous, word in zip([START_TOKEN, *words], words, strict=False):
+                # Re-inserted at the end: the dict's order is the order pairs were last seen.
+                self.bigrams[previous, word] = self.bigrams.pop((previous, word), 0) + 1
+                if word in stoi:
+                    found = self._by_previous.setdefault(previous, {})
+                    found[stoi[word]] = found.get(stoi[word], 0) + 1
+                    touched.add(previous)
+        self._counts.index_add_(0, torch.tensor(known, dtype=torch.long), torch.ones(len(known)))
         self._keep(sentences)
-        if len(self.bigrams) > self.max_entries:
-            self.bigrams = Counter(dict(self.bigrams.most_common(self.max_entries)))
-        self._reindex()
-        self.save()
+        # Prune once a tenth more than the bound have gathered, so that sorting 50,000
+        # counts happens every few hundred sentences, not after each one.
+        if len(self.bigrams) > self.max_entries + self.max_entries // 10:
+            kept = self._pruned()
+            for previous, word in self.bigrams.keys() - kept.keys():
+                if word in stoi:
+                    found = self._by_previous[previous]
+                    del found[stoi[word]]
+                    if not found:
+                        del self._by_previous[previous]
+                    touched.add(previous)
+            self.bigrams = kept
+        return touched
+
+    def _pruned(self) -> Counter[tuple[str, str]]:
+        """The ``max_entries`` pairs to keep: the recent fifth, then the commonest others.
+
+        Among equal counts the more recently seen pair stays; the kept pairs
+        keep their order (last seen last).
+        """
+        pairs = list(self.bigrams.items())  # least recently seen first
+        recent = max(1, self.max_entries // 5)
+        older = len(pairs) - recent
+        # Rank by (count, recency) in one key, in torch: no Python loop holding the
+        # interpreter while the suggestion box waits for it.
+        counts = torch.tensor(list(self.bigrams.values())[:older], dtype=torch.long)
+        key = counts * older + torch.arange(older)
+        kept = torch.topk(key, self.max_entries - recent).indices.sort().values.tolist()
+        return Counter(dict([pairs[i] for i in kept] + pairs[older:]))
+
+    def _write(self, sentences: list[list[str]]) -> None:
+        """Persist one learn(): a line in the journal, or a new snapshot when due."""
+        if self.path is None:
+            return
+        if not self.path.is_file() or self._journal_lines >= COMPACT_AFTER:
+            self.save()
+            return
+        entry = {"generation": self._generation, "sentences": sentences}
+        with open(self.journal_path, "a", encoding="utf-8", newline="\n") as journal:
+            journal.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+        self._journal_lines += 1
 
     def _keep(self, sentences: list[list[str]]) -> None:
         """Append sentences, dropping the oldest beyond ``max_words`` words."""
@@ -160,14 +310,21 @@ class UserModel:
             self._sentence_words -= len(self.sentences.popleft())
 
     def save(self) -> None:
-        """Write the counts atomically (only while learning, and only with a path)."""
+        """Write a new snapshot atomically and drop the journal it includes.
+
+        Only while learning, and only with a path. The new generation number
+        marks any journal line left by a crash before the unlink as counted.
+        """
         if self.path is None or not self.learning:
             return
-        payload = {"version": FORMAT_VERSION,
+        payload = {"version": FORMAT_VERSION, "generation": self._generation + 1,
                    "bigrams": [[a, b, c] for (a, b), c in self.bigrams.items()],
                    "unigrams": [[w, c] for w, c in self.unigrams.items()],
                    "sentences": list(self.sentences)}
         atomic_write_text(self.path, json.dumps(payload, ensure_ascii=False))
+        self._generation += 1
+        self.journal_path.unlink(missing_ok=True)
+        self._journal_lines = 0
 
     def forget(self) -> None:
         """Drop everything learned, on disk too."""
@@ -176,8 +333,10 @@ class UserModel:
         self.sentences.clear()
         self._sentence_words = 0
         self._reindex()
-        if self.path is not None and self.path.exists():
-            self.path.unlink()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.journal_path.unlink(missing_ok=True)
+            self._journal_lines = 0
 
     def blend(self, log_probs: torch.Tensor, previous: str) -> torch.Tensor:
         """Mix the user model into a (V,) log-distribution given the previous word."""
@@ -185,9 +344,10 @@ class UserModel:
             return log_probs
         user = self._unigram_probs  # U with c(v) = 0
         mass = self._unigram_weight  # m = Σ U
-        followers = self._followers.get(previous)
+        followers = self._follower_tensors(previous)
         if followers is not None:
-            index, shares, backoff, mass = followers
+            index, shares, backoff, context_share = followers
+            mass = context_share + backoff * self._unigram_weight
             user = (user * backoff).index_add(0, index, shares)
         weight = self.weight
         mixed = (1 - weight * mass) * log_probs.exp() + weight * user

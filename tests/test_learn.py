@@ -36,9 +36,11 @@ def test_forget_restores_the_original_suggestions_exactly(tiny_model_dir, histor
     original = predictor.predict("我今天", 5)
     predictor.learn("我今天物流物流。")
     assert predictor.predict("我今天", 5) != original
+    predictor.learn("我今天物流。")  # a journal line beside the file
     predictor.forget()
     assert predictor.predict("我今天", 5) == original
     assert not history.exists()
+    assert not history.with_name("history.json.journal").exists()
 
 
 def test_incognito_learns_and_writes_nothing(tiny_model_dir, history):
@@ -110,3 +112,107 @@ def test_blended_probabilities_still_sum_to_one(tiny_model_dir, history):
         for prefix in ("我喜欢", "他们", "我今天去"):
             log_probs = predictor.next_word_log_probs(*predictor._context(prefix))
             assert abs(float(torch.logsumexp(log_probs, 0).exp()) - 1) < 1e-4
+
+
+# Sentences over a small vocabulary, so that pairs repeat and the bound is reached.
+LEARNED = [["我", "喜欢", "物流"], ["我", "今天", "去", "北京"], ["他", "喜欢", "北京"],
+           ["我们", "今天", "去", "上海"], ["物流", "很快"], ["我", "喜欢", "上海", "的", "天气"]]
+
+
+def _blends(model: UserModel, vocab_size: int) -> list:
+    """The user model's mixture for a fixed network distribution after several previous words."""
+    import torch
+
+    log_probs = torch.log_softmax(torch.linspace(-2, 2, vocab_size), 0)
+    previous_words = ["<s>", "无", *sorted({word for words in LEARNED for word in words})]
+    return [model.blend(log_probs, previous) for previous in previous_words]
+
+
+def test_learning_sentence_by_sentence_equals_reading_the_history_afresh(tmp_path, tiny_model_dir):
+    """Re-indexing only the touched words (pruning included) gives what a full rebuild gives."""
+    import torch
+
+    vocab = Predictor.load(tiny_model_dir).vocab
+    model = UserModel(vocab, tmp_path / "h.json", max_entries=8)
+    # The first sentences' pairs are dropped later, while the later ones are learned:
+    # the words before them are re-indexed although no new sentence touched them.
+    for i in range(30):
+        model.learn([LEARNED[i % 2 + (3 if i >= 10 else 0)]])
+        assert len(model.bigrams) <= 8 + 8 // 10
+    model.save()  # a snapshot alone: reading it re-indexes everything at once
+    fresh = UserModel(vocab, tmp_path / "h.json", max_entries=8)
+    assert fresh.bigrams == model.bigrams and fresh.unigrams == model.unigrams
+    for incremental, rebuilt in zip(_blends(model, len(vocab)), _blends(fresh, len(vocab)), strict=True):
+        assert torch.allclose(incremental, rebuilt, atol=1e-6)
+
+
+def test_a_learned_sentence_is_a_journal_line_not_a_new_snapshot(tmp_path, tiny_model_dir):
+    """After the first learn() the snapshot stays as it is; reading folds the journal in."""
+    vocab = Predictor.load(tiny_model_dir).vocab
+    path = tmp_path / "h.json"
+    model = UserModel(vocab, path)
+    model.learn([LEARNED[0]])
+    snapshot = path.read_bytes()
+    model.learn([LEARNED[1]])
+    model.learn([LEARNED[2]])
+    journal = path.with_name("h.json.journal")
+    assert path.read_bytes() == snapshot
+    assert len(journal.read_text(encoding="utf-8").splitlines()) == 2
+    reread = UserModel(vocab, path)
+    assert reread.bigrams == model.bigrams and list(reread.sentences) == list(model.sentences)
+    assert not journal.exists() and json.loads(path.read_text())["generation"] == 2
+
+
+def test_journal_lines_already_in_the_snapshot_are_not_counted_twice(tmp_path, tiny_model_dir):
+    """A crash between writing the new snapshot and removing the journal double-counts nothing."""
+    vocab = Predictor.load(tiny_model_dir).vocab
+    path = tmp_path / "h.json"
+    model = UserModel(vocab, path)
+    for words in LEARNED:
+        model.learn([words])
+    journal = path.with_name("h.json.journal")
+    leftover = journal.read_text(encoding="utf-8")
+    UserModel(vocab, path)  # folds the journal into a new snapshot
+    journal.write_text(leftover, encoding="utf-8")  # as if the unlink never happened
+    assert UserModel(vocab, path).bigrams == model.bigrams
+
+
+def test_a_torn_journal_line_is_skipped(tmp_path, tiny_model_dir, caplog):
+    """A line cut short by a crash is skipped with a warning; the others count."""
+    vocab = Predictor.load(tiny_model_dir).vocab
+    path = tmp_path / "h.json"
+    model = UserModel(vocab, path)
+    model.learn([LEARNED[0]])
+    model.learn([LEARNED[1]])
+    journal = path.with_name("h.json.journal")
+    with open(journal, "a", encoding="utf-8") as handle:
+        handle.write('{"generation": 1, "sentences": [["我", "喜')
+    reread = UserModel(vocab, path)
+    assert reread.bigrams == model.bigrams
+    assert "unreadable line skipped" in caplog.text
+
+
+def test_a_full_history_still_learns_a_new_phrase(tmp_path, tiny_model_dir):
+    """With the bound reached by pairs seen many times, a phrase typed once is kept, not dropped."""
+    vocab = Predictor.load(tiny_model_dir).vocab
+    model = UserModel(vocab, tmp_path / "h.json", max_entries=10)
+    for _ in range(5):
+        for words in LEARNED[:4]:
+            model.learn([words])
+    assert len(model.bigrams) >= 10  # full of pairs counted five times
+    model.learn([["物流", "很快"]])
+    assert model.bigrams["物流", "很快"] == 1
+    model.learn([["物流", "很快"]])
+    assert model.bigrams["物流", "很快"] == 2 and len(model.bigrams) <= 11
+
+
+def test_a_character_cut_in_two_loses_only_its_line(tmp_path, tiny_model_dir):
+    """A journal ending in half a UTF-8 character still loads; the whole lines count."""
+    vocab = Predictor.load(tiny_model_dir).vocab
+    path = tmp_path / "h.json"
+    model = UserModel(vocab, path)
+    model.learn([LEARNED[0]])
+    model.learn([LEARNED[1]])
+    with open(path.with_name("h.json.journal"), "ab") as handle:
+        handle.write('{"generation": 1, "sentences": [["物'.encode()[:-1])
+    assert UserModel(vocab, path).bigrams == model.bigrams
