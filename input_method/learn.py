@@ -5,9 +5,10 @@ mix it with the network:
 
     P(w | context) = (1 - λ m) P_network(w | context) + λ U(w | previous word)
     U(w | v) = c(v w) / (c(v) + β)  +  β / (c(v) + β) · g · P_uni(w)
-    m = Σ_w U(w | v),  g = n / (n + n0)        (λ = 0.5, β = 2, n0 = 500)
+    m = Σ_w U(w | v),  g = n / (n + n0)        (β = 2, n0 = 500; λ learned, below)
 
-λ is 0.2 while the predictor serves a network adapted to the same sentences.
+λ starts at 0.5, or 0.2 while the predictor serves a network adapted to the
+same sentences, and moves with what the user types (``observe()``).
 
 ``n`` is the number of words learned. With a long history (g near 1) this
 is the usual interpolated cache, ``(1 - λ) P_network + λ P_user(w | v)``. With
@@ -23,9 +24,17 @@ network sees only ``<unk>``, the user model sees the name), and a history
 survives retraining the model with another vocabulary. Only words the
 network can suggest get user probability.
 
-λ = 0.5 was chosen on newspaper-model-on-reviews replays (``scripts/
+λ starts at 0.5, chosen on newspaper-model-on-reviews replays (``scripts/
 feature_checks.py domain``, seed 0): hit@5 rose with λ up to 0.5 and was flat
 to 0.6; after adaptation 0.2-0.3 was best (0.5: 0.1930, 0.3: 0.1964, 0.2: 0.1962).
+But one λ cannot suit every user: replaying the validation split (the
+network's own domain) sentence by sentence, learning each once typed, hit@5
+fell from 0.2988 without learning to 0.2792 at λ 0.5 (0.2908 at 0.3), while
+reviews replayed through the newspaper model rose from 0.1712 to 0.2207. So
+λ is learned from the user's typing: before a sentence is counted, the engine
+scores it, and ``observe()`` takes one EM step (the decayed share of the
+typed words' probability the counts supplied). The validation replay then
+settles near λ 0.13, the reviews near 0.54.
 
 The user's most recent sentences (at most ``max_words`` words) are kept too,
 for :func:`adapt.adapt` to fine-tune the network on.
@@ -80,6 +89,12 @@ BLEND = 0.5  # λ once the user model holds anything
 ADAPTED_BLEND = 0.2
 BACKOFF = 2.0  # β: pseudo-counts of the unigram in each bigram distribution
 EVIDENCE = 500  # n0: words learned at which the user's unigrams count half
+# λ is learned from the user's own typing (observe()): it starts at BLEND (or
+# ADAPTED_BLEND) worth WEIGHT_PRIOR words and follows about the last
+# 1 / (1 - WEIGHT_MEMORY) words, within WEIGHT_RANGE.
+WEIGHT_PRIOR = 200.0
+WEIGHT_MEMORY = 0.9995
+WEIGHT_RANGE = (0.05, 0.8)
 FORMAT_VERSION = 3  # 3: with recent sentences; 2: counts by word only; 1: vocabulary ids
 READABLE_VERSIONS = (2, 3)
 # Journal lines before the snapshot is rewritten during a session (loading always
@@ -107,7 +122,11 @@ class UserModel:
         self.unigrams: Counter[str] = Counter()
         self.sentences: deque[list[str]] = deque()  # the most recent, oldest first
         self._sentence_words = 0
-        self.weight = BLEND  # λ; the predictor sets ADAPTED_BLEND while it serves an adapted network
+        # λ's starting point; the predictor sets ADAPTED_BLEND while it serves an adapted network.
+        self.prior_weight = BLEND
+        # Decayed sums over the user's typed words of the cache's responsibility r and
+        # its mass m (observe()): λ = (Σ r + K λ0) / (Σ m + K).
+        self._weight_evidence = [0.0, 0.0]
         # What blend() needs, kept up to date by learn() rather than computed per key
         # press: g and g·P_uni over the vocabulary (None: nothing learned).
         self._unigram_weight = 0.0
@@ -146,6 +165,7 @@ class UserModel:
             unigrams = Counter({str(w): int(c) for w, c in payload["unigrams"]})
             sentences = [[str(w) for w in words] for words in payload.get("sentences", [])]
             generation = int(payload.get("generation", 0))
+            evidence = [float(x) for x in payload.get("weight_evidence", [0.0, 0.0])][:2]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             aside = path.with_name(path.name + ".corrupt")
             os.replace(path, aside)
@@ -154,6 +174,7 @@ class UserModel:
             return
         self.bigrams, self.unigrams = bigrams, unigrams
         self._generation = generation
+        self._weight_evidence = evidence if len(evidence) == 2 else [0.0, 0.0]
         self._keep(sentences)
         self._reindex()
 
@@ -181,6 +202,9 @@ class UserModel:
                 continue
             if generation == self._generation:  # older ones are in the snapshot already
                 touched |= self._count(sentences)  # one learn() each: pruned as they were
+                evidence = entry.get("weight_evidence")
+                if isinstance(evidence, list) and len(evidence) == 2:
+                    self._weight_evidence = [float(x) for x in evidence]
                 replayed += 1
         self._refresh(touched)
         log.info("user history: %d journal lines replayed, %d skipped", replayed, torn)
@@ -293,7 +317,8 @@ class UserModel:
         if not self.path.is_file() or self._journal_lines >= COMPACT_AFTER:
             self.save()
             return
-        entry = {"generation": self._generation, "sentences": sentences}
+        entry = {"generation": self._generation, "sentences": sentences,
+                 "weight_evidence": self._weight_evidence}
         with open(self.journal_path, "a", encoding="utf-8", newline="\n") as journal:
             journal.write(json.dumps(entry, ensure_ascii=False) + "\n")
             journal.flush()
@@ -318,6 +343,7 @@ class UserModel:
         if self.path is None or not self.learning:
             return
         payload = {"version": FORMAT_VERSION, "generation": self._generation + 1,
+                   "weight_evidence": self._weight_evidence,
                    "bigrams": [[a, b, c] for (a, b), c in self.bigrams.items()],
                    "unigrams": [[w, c] for w, c in self.unigrams.items()],
                    "sentences": list(self.sentences)}
@@ -332,11 +358,53 @@ class UserModel:
         self.unigrams.clear()
         self.sentences.clear()
         self._sentence_words = 0
+        self._weight_evidence = [0.0, 0.0]
         self._reindex()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
             self.journal_path.unlink(missing_ok=True)
             self._journal_lines = 0
+
+    @property
+    def weight(self) -> float:
+        """λ: the prior, moved by what the user's typing showed (observe())."""
+        responsibility, mass = self._weight_evidence
+        weight = (responsibility + WEIGHT_PRIOR * self.prior_weight) / (mass + WEIGHT_PRIOR)
+        return min(max(weight, WEIGHT_RANGE[0]), WEIGHT_RANGE[1])
+
+    def user_probability(self, previous: str, word_id: int) -> tuple[float, float]:
+        """U(word | previous) and the user model's mass m after ``previous``."""
+        if self._unigram_probs is None:
+            return 0.0, 0.0
+        probability, mass = float(self._unigram_probs[word_id]), self._unigram_weight
+        followers = self._follower_tensors(previous)
+        if followers is not None:
+            index, shares, backoff, context_share = followers
+            probability = probability * backoff + float(shares[index == word_id].sum())
+            mass = context_share + backoff * self._unigram_weight
+        return probability, mass
+
+    def observe(self, network_probs: list[float], user: list[tuple[float, float]]) -> None:
+        """One EM step on λ from words the user typed, before they are counted.
+
+        For each word: the probability the engine gave it without the user model
+        (``network_probs``) and ``user_probability`` of it. The share of the
+        mixture's probability the user model supplied, r = λU / ((1 - λm)P + λU),
+        is what λ m would be if the mixture fitted this user; summed with decay,
+        λ = (Σ r + K λ0) / (Σ m + K). A user whose words the network already
+        predicts well (its own domain) drives λ down, so learning does not cost
+        them suggestions; one who writes what the network never saw drives it up.
+        """
+        weight = self.weight
+        responsibility = mass = 0.0
+        for network, (probability, user_mass) in zip(network_probs, user, strict=True):
+            mixed = (1 - weight * user_mass) * network + weight * probability
+            if mixed > 0:
+                responsibility += weight * probability / mixed
+            mass += user_mass
+        decay = WEIGHT_MEMORY ** len(network_probs)
+        self._weight_evidence = [self._weight_evidence[0] * decay + responsibility,
+                                 self._weight_evidence[1] * decay + mass]
 
     def blend(self, log_probs: torch.Tensor, previous: str) -> torch.Tensor:
         """Mix the user model into a (V,) log-distribution given the previous word."""

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # Only the end of a long prefix is segmented, so latency does not grow with
 # the text typed so far; a sentence rarely matters further back than this.
 MAX_PREFIX_CHARS = 200
+# A learned text's last sentences that teach the user model its weight λ (_observe).
+WEIGHT_SENTENCES = 300
 
 Suggestion = tuple[str, float]
 
@@ -71,7 +73,7 @@ class Predictor:
 
     def _serve(self, network: NextWordModel, adapted: bool) -> None:
         """Switch the network suggestions come from (sessions notice and start over)."""
-        self.user_model.weight = ADAPTED_BLEND if adapted else BLEND
+        self.user_model.prior_weight = ADAPTED_BLEND if adapted else BLEND
         self.model, self.adapted = ServingModel(network, self._int8_output), adapted
 
     @property
@@ -114,8 +116,46 @@ class Predictor:
             return 0
         sentences = [words for text in texts
                      for words in self.segmenter.sentences(clean_text(text))]
-        self.user_model.learn(sentences)
+        # λ learns from the last sentences (each scored before it is counted); the rest
+        # of a long file is counted at once, which scoring every sentence would slow down.
+        scored = sentences[-WEIGHT_SENTENCES:]
+        if len(sentences) > len(scored):
+            self.user_model.learn(sentences[:len(sentences) - len(scored)])
+        for words in scored:
+            self._observe(words)
+            self.user_model.learn([words])
         return sum(len(words) for words in sentences)
+
+    def _observe(self, words: list[str]) -> None:
+        """Show the user model how the engine would have done on a sentence (λ's EM step).
+
+        Only each word's own probability is needed, not whole distributions: the
+        network runs once over the sentence from its start (all of it in view,
+        where suggestions see the last ``context_size`` words) and, with an
+        adaptive softmax, scores just the typed words in float32. This runs on the
+        worker thread after every sentence, beside key presses.
+        """
+        ids = [self.vocab.start_id, *self.vocab.encode(words)]
+        positions = [i for i, word_id in enumerate(ids[1:]) if word_id != self.vocab.unk_id]
+        if not positions or not self.user_model:
+            return
+        network = self.model.model  # the float network now served (base or adapted)
+        rows, targets = torch.tensor(positions), torch.tensor([ids[i + 1] for i in positions])
+        with torch.inference_mode():
+            features, _ = network.features(torch.tensor([ids[:-1]]))  # (1, seq, hidden)
+            features = features[0, rows].float()  # (targets, hidden)
+            if network.adaptive is not None:
+                probs = network.adaptive(features, targets).output.exp()  # (targets,)
+            else:
+                probs = torch.softmax(network.logits(features).float(), -1)[torch.arange(len(rows)), targets]
+            if self.ngram is not None:  # mixed as distributions() mixes it
+                last_two = torch.tensor([last_two_ids(ids[:i + 1], self.vocab.pad_id) for i in positions])
+                ngram = self.ngram.probs(last_two)[torch.arange(len(rows)), targets]
+                probs = (1 - self.ngram_weight) * probs + self.ngram_weight * ngram
+        previous = [self.vocab.itos[self.vocab.start_id], *words]
+        self.user_model.observe(
+            probs.tolist(),
+            [self.user_model.user_probability(previous[i], ids[i + 1]) for i in positions])
 
     def adapt(self, config: AdaptConfig | None = None,
               stop: threading.Event | None = None) -> dict[str, Any]:

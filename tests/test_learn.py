@@ -216,3 +216,45 @@ def test_a_character_cut_in_two_loses_only_its_line(tmp_path, tiny_model_dir):
     with open(path.with_name("h.json.journal"), "ab") as handle:
         handle.write('{"generation": 1, "sentences": [["物'.encode()[:-1])
     assert UserModel(vocab, path).bigrams == model.bigrams
+
+
+def test_the_weight_follows_what_the_users_typing_shows(tmp_path, tiny_model_dir):
+    """λ falls when the network already gives the user's words more than the counts do, and
+    rises when the counts explain them better; it stays within WEIGHT_RANGE."""
+    from input_method.learn import BLEND, WEIGHT_RANGE
+
+    vocab = Predictor.load(tiny_model_dir).vocab
+    own_domain, new_domain = UserModel(vocab), UserModel(vocab)
+    for _ in range(50):
+        own_domain.observe([0.5] * 20, [(0.01, 0.9)] * 20)
+        new_domain.observe([0.001] * 20, [(0.5, 0.9)] * 20)
+    assert WEIGHT_RANGE[0] <= own_domain.weight < BLEND / 2
+    assert BLEND < new_domain.weight <= WEIGHT_RANGE[1]
+
+
+def test_the_learned_weight_is_kept_with_the_history_and_forgotten_with_it(tmp_path, tiny_model_dir):
+    """λ's evidence survives a reload (journal, then snapshot); forget() returns to the prior."""
+    from input_method.learn import BLEND
+
+    vocab = Predictor.load(tiny_model_dir).vocab
+    path = tmp_path / "h.json"
+    model = UserModel(vocab, path)
+    model.learn([LEARNED[0]])
+    model.observe([0.5] * 40, [(0.01, 0.9)] * 40)
+    model.learn([LEARNED[1]])  # the journal line carries the evidence
+    assert model.weight < BLEND
+    assert UserModel(vocab, path).weight == model.weight  # from the journal
+    assert UserModel(vocab, path).weight == model.weight  # from the snapshot it was folded into
+    model.forget()
+    assert model.weight == BLEND
+
+
+def test_learning_a_phrase_the_network_does_not_expect_raises_the_weight(tiny_model_dir, history):
+    """Predictor.learn scores each sentence before counting it: repeating a phrase the
+    network finds unlikely shows the counts are worth more, and λ rises."""
+    from input_method.learn import BLEND
+
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    for _ in range(30):
+        predictor.learn("物流喜欢老师考试。")
+    assert predictor.user_model.weight > BLEND
