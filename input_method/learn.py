@@ -372,6 +372,11 @@ class UserModel:
         weight = (responsibility + WEIGHT_PRIOR * self.prior_weight) / (mass + WEIGHT_PRIOR)
         return min(max(weight, WEIGHT_RANGE[0]), WEIGHT_RANGE[1])
 
+    def reset_weight(self) -> None:
+        """Back to the prior λ, on disk too: what the typing showed was about another network."""
+        self._weight_evidence = [0.0, 0.0]
+        self.save()
+
     def user_probability(self, previous: str, word_id: int) -> tuple[float, float]:
         """U(word | previous) and the user model's mass m after ``previous``."""
         if self._unigram_probs is None:

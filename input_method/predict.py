@@ -177,6 +177,9 @@ class Predictor:
         if adapted is None:  # stopped
             return stats
         self._serve(adapted, adapted=True)
+        # λ's evidence weighed the counts against the network before; it starts over
+        # from ADAPTED_BLEND against this one.
+        self.user_model.reset_weight()
         if self._adapted_path is not None:
             save_adapted(self._adapted_path, adapted, weights_fingerprint(self.base_model),
                          stats, config)

@@ -137,3 +137,17 @@ def test_a_stopped_adaptation_changes_nothing(tiny_model_dir, history):
     assert predictor.adapt(FAST, stop=stop)["stopped"]
     assert not predictor.adapted and predictor.predict("我喜欢", 5) == before
     assert not history.with_name("history.adapted.pt").exists()
+
+
+def test_adapting_starts_the_learned_weight_over_from_its_prior(tiny_model_dir, history):
+    """λ's evidence was about the network before adapt(): afterwards λ is ADAPTED_BLEND again,
+    also after a reload."""
+    from input_method.learn import ADAPTED_BLEND
+
+    predictor = Predictor.load(tiny_model_dir, history=history)
+    for _ in range(10):
+        predictor.learn("物流喜欢老师考试。")
+    assert predictor.user_model.weight != ADAPTED_BLEND
+    predictor.adapt(FAST)
+    assert predictor.user_model.weight == ADAPTED_BLEND
+    assert Predictor.load(tiny_model_dir, history=history).user_model.weight == ADAPTED_BLEND
