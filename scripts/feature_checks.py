@@ -107,8 +107,13 @@ def _sentences(predictor: Predictor, texts: list[str]) -> list[list[str]]:
 Suggester = Callable[[list[str]], list[str]]
 
 
-def _replay(sentences: list[list[str]], start: Callable[[], Suggester]) -> dict:
-    """Replay sentences word by word: hit@5 and character coverage on words with a Han character."""
+def _replay(sentences: list[list[str]], start: Callable[[], Suggester],
+            learn: Callable[[list[str]], None] | None = None) -> dict:
+    """Replay sentences word by word: hit@5 and character coverage on words with a Han character.
+
+    ``learn``, when given, is told each sentence once it has been typed, as
+    the suggestion box hands every finished sentence to its engine.
+    """
     hits = words = chars = chars_hit = 0
     for sentence in sentences:
         suggest = start()
@@ -121,6 +126,8 @@ def _replay(sentences: list[list[str]], start: Callable[[], Suggester]) -> dict:
             if word in top:
                 hits += 1
                 chars_hit += len(word)
+        if learn is not None:
+            learn(sentence)
     return {"words": words, "hit@5": hits / max(words, 1), "char_coverage": chars_hit / max(chars, 1)}
 
 
@@ -141,30 +148,40 @@ def _score(predictor: Predictor, texts: list[str], constant: bool = False) -> di
     return _replay(_sentences(predictor, texts), _constant if constant else _engine(predictor))
 
 
-def _libime(helper: str, model: str, sentences: list[list[str]]) -> Callable[[], Suggester]:
+def _libime(helper: str, model: str, sentences: list[list[str]],
+            online: bool = False) -> Callable[[], Suggester]:
     """fcitx5's libime prediction for every target of the replay, asked in one batch.
 
     ``helper`` is ``scripts/libime_top.cpp`` built against Debian's libime (see
     the README): one prefix per line in (its words joined by tabs), libime's
     top 5 per line out. The answers are handed out in the replay's order.
+    ``online``: each sentence, once typed, goes to libime's user history too
+    (a line starting with ``+``), as fcitx5 learns what is committed.
     """
-    prefixes = ["\t".join(sentence[:i]) + "\n" for sentence in sentences
-                for i, word in enumerate(sentence) if HAN.search(word)]
-    lines = subprocess.run([helper, model, "5"], input="".join(prefixes), capture_output=True,
-                           text=True, check=True).stdout.split("\n")[:len(prefixes)]
-    if len(lines) != len(prefixes):
-        raise RuntimeError(f"libime helper answered {len(lines)} of {len(prefixes)} prefixes")
+    requests, prefixes = [], 0
+    for sentence in sentences:
+        for i, word in enumerate(sentence):
+            if HAN.search(word):
+                requests.append("\t".join(sentence[:i]) + "\n")
+                prefixes += 1
+        if online:
+            requests.append("+\t" + "\t".join(sentence) + "\n")
+    lines = subprocess.run([helper, model, "5"], input="".join(requests), capture_output=True,
+                           text=True, check=True).stdout.split("\n")[:prefixes]
+    if len(lines) != prefixes:
+        raise RuntimeError(f"libime helper answered {len(lines)} of {prefixes} prefixes")
     answers = iter([line.split("\t") if line else [] for line in lines])
     return lambda: lambda words: next(answers)
 
 
 def engines(model: str, text_file: str | None, tokens_file: str | None,
-            libime_helper: str | None, libime_model: str | None) -> dict:
+            libime_helper: str | None, libime_model: str | None, online: bool = False) -> dict:
     """The constant list, our engine and (when built) libime on the same replay.
 
     ``text_file``: one text per line, segmented by the engine's jieba;
     ``tokens_file``: one sentence per line, words split by spaces (the test
-    split's ``test.tokens.txt``).
+    split's ``test.tokens.txt``). ``online``: both engines learn each sentence
+    once it is typed, from an empty history (kept in memory), as in use.
     """
     predictor = Predictor.load(model, threads=1)
     if tokens_file:
@@ -172,10 +189,12 @@ def engines(model: str, text_file: str | None, tokens_file: str | None,
     else:
         texts = [line for line in Path(text_file).read_text(encoding="utf-8").splitlines() if line.strip()]
         sentences = _sentences(predictor, texts)
-    result = {"sentences": len(sentences), "constant_list": _replay(sentences, _constant),
-              "engine": _replay(sentences, _engine(predictor))}
+    learn = (lambda sentence: predictor.learn("".join(sentence))) if online else None
+    result = {"sentences": len(sentences), "online": online,
+              "constant_list": _replay(sentences, _constant),
+              "engine": _replay(sentences, _engine(predictor), learn)}
     if libime_helper:
-        result["libime"] = _replay(sentences, _libime(libime_helper, libime_model, sentences))
+        result["libime"] = _replay(sentences, _libime(libime_helper, libime_model, sentences, online))
     return result
 
 
@@ -267,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens-file", help="engines: one segmented sentence per line")
     parser.add_argument("--libime-helper", help="engines: scripts/libime_top.cpp, built")
     parser.add_argument("--libime-model", default="/usr/lib/x86_64-linux-gnu/libime/zh_CN.lm")
+    parser.add_argument("--online", action="store_true",
+                        help="engines: learn each sentence once typed, as the suggestion box does")
     args = parser.parse_args(argv)
     if args.check == "extract":
         print("\n".join(extract(args.paths)))
@@ -279,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         result = pinyin(args.model, args.data_dir, min(args.count, 200), args.seed)
     elif args.check == "engines":
         result = engines(args.model, args.text_file, args.tokens_file,
-                         args.libime_helper, args.libime_model)
+                         args.libime_helper, args.libime_model, args.online)
     else:
         result = domain(args.model, args.texts, args.seed, args.history, args.text_file)
     print(json.dumps(result, ensure_ascii=False))
