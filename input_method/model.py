@@ -113,6 +113,17 @@ class NextWordModel(nn.Module):
                 return self.adaptive(features.float(), targets).loss
         return F.cross_entropy(self.logits(features), targets)
 
+    def target_log_probs(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log P(target) for each row: ``features`` (N, hidden), ``targets`` (N,) -> (N,).
+
+        With the adaptive softmax only the targets' clusters are computed, not
+        the whole vocabulary (what the user model needs after each sentence).
+        """
+        if self.adaptive is not None:
+            return self.adaptive(features.float(), targets).output
+        log_probs = torch.log_softmax(self.logits(features).float(), dim=-1)
+        return log_probs.gather(1, targets[:, None])[:, 0]
+
     def num_parameters(self) -> int:
         """Trainable parameters, tied ones counted once."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -140,17 +140,13 @@ class Predictor:
         if not positions or not self.user_model:
             return
         network = self.model.model  # the float network now served (base or adapted)
-        rows, targets = torch.tensor(positions), torch.tensor([ids[i + 1] for i in positions])
+        targets = torch.tensor([ids[i + 1] for i in positions])
         with torch.inference_mode():
             features, _ = network.features(torch.tensor([ids[:-1]]))  # (1, seq, hidden)
-            features = features[0, rows].float()  # (targets, hidden)
-            if network.adaptive is not None:
-                probs = network.adaptive(features, targets).output.exp()  # (targets,)
-            else:
-                probs = torch.softmax(network.logits(features).float(), -1)[torch.arange(len(rows)), targets]
+            probs = network.target_log_probs(features[0, positions], targets).exp()  # (targets,)
             if self.ngram is not None:  # mixed as distributions() mixes it
                 last_two = torch.tensor([last_two_ids(ids[:i + 1], self.vocab.pad_id) for i in positions])
-                ngram = self.ngram.probs(last_two)[torch.arange(len(rows)), targets]
+                ngram = self.ngram.probs(last_two).gather(1, targets[:, None])[:, 0]
                 probs = (1 - self.ngram_weight) * probs + self.ngram_weight * ngram
         previous = [self.vocab.itos[self.vocab.start_id], *words]
         self.user_model.observe(

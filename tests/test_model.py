@@ -83,3 +83,17 @@ def test_adaptive_softmax_loss_and_logits_work_under_autocast(dtype):
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert abs(loss.item() - expected.item()) < 0.05  # only the recurrent part ran in low precision
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(4, 5), atol=1e-4)
+
+
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_target_log_probs_are_the_full_distributions_entries(softmax):
+    """target_log_probs picks each row's target from the whole log-distribution."""
+    config = ModelConfig(vocab_size=20, cell="gru", embedding_dim=8, hidden_size=12,
+                         dropout=0.0, softmax=softmax, adaptive_cutoffs=(5, 10))
+    model = NextWordModel(config).eval()
+    features = torch.randn(6, 12)
+    targets = torch.tensor([0, 3, 7, 12, 19, 4])
+    with torch.no_grad():
+        full = torch.log_softmax(model.logits(features).float(), dim=-1)
+        picked = model.target_log_probs(features, targets)
+    assert torch.allclose(picked, full[torch.arange(6), targets], atol=1e-5)
