@@ -102,6 +102,16 @@ READABLE_VERSIONS = (2, 3)
 COMPACT_AFTER = 10_000
 
 
+def _evidence(value: object) -> list[float] | None:
+    """λ's evidence as stored, [Σ r, Σ m]; None when absent (older files) or malformed."""
+    try:
+        if isinstance(value, list) and len(value) == 2:
+            return [float(x) for x in value]
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
 def default_history_path() -> Path:
     """``$XDG_DATA_HOME/input_method/history.json`` (``~/.local/share`` by default)."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -165,7 +175,7 @@ class UserModel:
             unigrams = Counter({str(w): int(c) for w, c in payload["unigrams"]})
             sentences = [[str(w) for w in words] for words in payload.get("sentences", [])]
             generation = int(payload.get("generation", 0))
-            evidence = [float(x) for x in payload.get("weight_evidence", [0.0, 0.0])][:2]
+            evidence = _evidence(payload.get("weight_evidence"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             aside = path.with_name(path.name + ".corrupt")
             os.replace(path, aside)
@@ -174,7 +184,7 @@ class UserModel:
             return
         self.bigrams, self.unigrams = bigrams, unigrams
         self._generation = generation
-        self._weight_evidence = evidence if len(evidence) == 2 else [0.0, 0.0]
+        self._weight_evidence = evidence or [0.0, 0.0]
         self._keep(sentences)
         self._reindex()
 
@@ -202,9 +212,7 @@ class UserModel:
                 continue
             if generation == self._generation:  # older ones are in the snapshot already
                 touched |= self._count(sentences)  # one learn() each: pruned as they were
-                evidence = entry.get("weight_evidence")
-                if isinstance(evidence, list) and len(evidence) == 2:
-                    self._weight_evidence = [float(x) for x in evidence]
+                self._weight_evidence = _evidence(entry.get("weight_evidence")) or self._weight_evidence
                 replayed += 1
         self._refresh(touched)
         log.info("user history: %d journal lines replayed, %d skipped", replayed, torn)

@@ -70,11 +70,15 @@ def fuzz(model: str, count: int, seed: int) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def _token_sentences(path: Path) -> list[list[str]]:
+    """A ``*.tokens.txt`` file: one segmented sentence per line, words split by spaces."""
+    return [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def pinyin(model: str, data_dir: str, count: int, seed: int) -> dict:
     """Top-5 hit rate of random test words with and without their initials typed."""
     predictor = Predictor.load(model, threads=1)
-    sentences = [line.split() for line in
-                 (Path(data_dir) / "test.tokens.txt").read_text(encoding="utf-8").splitlines()]
+    sentences = _token_sentences(Path(data_dir) / "test.tokens.txt")
     rng = random.Random(seed)
     cases = []
     while len(cases) < count:
@@ -185,10 +189,9 @@ def engines(model: str, text_file: str | None, tokens_file: str | None,
     """
     predictor = Predictor.load(model, threads=1)
     if tokens_file:
-        sentences = [line.split() for line in Path(tokens_file).read_text(encoding="utf-8").splitlines()]
+        sentences = _token_sentences(Path(tokens_file))
     else:
-        texts = [line for line in Path(text_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-        sentences = _sentences(predictor, texts)
+        sentences = _sentences(predictor, list(read_texts(Path(text_file), "text")))
     learn = (lambda sentence: predictor.learn("".join(sentence))) if online else None
     result = {"sentences": len(sentences), "online": online,
               "constant_list": _replay(sentences, _constant),
@@ -245,7 +248,7 @@ def domain(model: str, texts: int, seed: int, history: str, text_file: str | Non
     The texts are the bundled reviews, or ``text_file`` (one text per line).
     """
     if text_file:
-        pool = [line for line in Path(text_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        pool = list(read_texts(Path(text_file), "text"))
     else:
         pool = []
         for path, fmt in bundled_corpus()[1:]:
