@@ -119,6 +119,8 @@ def _replay(sentences: list[list[str]], start: Callable[[], Suggester],
     the suggestion box hands every finished sentence to its engine.
     """
     hits = words = chars = chars_hit = 0
+    # By the target's length in characters (4: four or more): where the misses are.
+    by_length: dict[int, list[int]] = {}
     for sentence in sentences:
         suggest = start()
         for i, word in enumerate(sentence):
@@ -127,12 +129,17 @@ def _replay(sentences: list[list[str]], start: Callable[[], Suggester],
             top = suggest(sentence[:i])
             words += 1
             chars += len(word)
+            band = by_length.setdefault(min(len(word), 4), [0, 0])
+            band[0] += 1
             if word in top:
                 hits += 1
                 chars_hit += len(word)
+                band[1] += 1
         if learn is not None:
             learn(sentence)
-    return {"words": words, "hit@5": hits / max(words, 1), "char_coverage": chars_hit / max(chars, 1)}
+    return {"words": words, "hit@5": hits / max(words, 1), "char_coverage": chars_hit / max(chars, 1),
+            "by_length": {str(n): {"share": round(count / words, 4), "hit@5": round(hit / count, 4)}
+                          for n, (count, hit) in sorted(by_length.items())}}
 
 
 def _engine(predictor: Predictor) -> Callable[[], Suggester]:
@@ -193,7 +200,11 @@ def engines(model: str, text_file: str | None, tokens_file: str | None,
     else:
         sentences = _sentences(predictor, list(read_texts(Path(text_file), "text")))
     learn = (lambda sentence: predictor.learn("".join(sentence))) if online else None
+    targets = [word for sentence in sentences for word in sentence if HAN.search(word)]
     result = {"sentences": len(sentences), "online": online,
+              # targets outside the network's vocabulary: only learning can suggest them
+              "out_of_vocabulary": round(sum(w not in predictor.vocab for w in targets)
+                                         / max(len(targets), 1), 4),
               "constant_list": _replay(sentences, _constant),
               "engine": _replay(sentences, _engine(predictor), learn)}
     if libime_helper:
