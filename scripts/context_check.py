@@ -40,6 +40,7 @@ from input_method.config import ModelConfig
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, window_logits
 from input_method.vocab import Vocab
+from input_method.windows import left_pad
 
 # Position bands of the word in its sentence (1: right after <s>).
 BANDS = ((1, 1), (2, 5), (6, 10_000))
@@ -79,8 +80,7 @@ def windows(sentences: list[list[int]], view: str, context: int, limit: int, pad
     for ids in sentences:
         for i in range(1, len(ids)):
             before = ids[:i] if view == "sentence" else running + ids[:i]
-            window = before[-context:]
-            yield [pad_id] * (context - len(window)) + window, ids[i], i
+            yield left_pad(before, context, pad_id), ids[i], i
             count += 1
             if count >= limit:
                 return
