@@ -78,7 +78,8 @@ def _train(args: argparse.Namespace) -> int:
                       resume=args.resume or None, dry_run=args.dry_run or None)
     model_config = override(ModelConfig(), cell=args.cell, embedding_dim=args.embedding_dim,
                             hidden_size=args.hidden_size, num_layers=args.layers,
-                            dropout=args.dropout, tie_weights=args.tie_weights or None,
+                            dropout=args.dropout, weight_drop=args.weight_drop,
+                            embedding_dropout=args.embedding_dropout, tie_weights=args.tie_weights or None,
                             softmax=args.softmax,
                             adaptive_cutoffs=tuple(args.adaptive_cutoffs) if args.adaptive_cutoffs
                             else None)
@@ -227,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden-size", type=int)
     t.add_argument("--layers", type=int, help="stacked recurrent layers")
     t.add_argument("--dropout", type=float)
+    t.add_argument("--weight-drop", type=float, help="DropConnect on the recurrent weights, "
+                   f"training only (default: {ModelConfig.weight_drop})")
+    t.add_argument("--embedding-dropout", type=float, help="drop whole word types per batch, "
+                   f"training only (default: {ModelConfig.embedding_dropout})")
     t.add_argument("--tie-weights", action="store_true", help="share input/output embeddings "
                    "(full softmax)")
     t.add_argument("--softmax", choices=SOFTMAXES, help=f"output layer (default: {ModelConfig.softmax})")

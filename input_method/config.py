@@ -70,6 +70,13 @@ class ModelConfig:
     hidden_size: int = 384
     num_layers: int = 1
     dropout: float = 0.25
+    # Regularisers of AWD-LSTM (Merity et al. 2017), for small corpora; training only,
+    # the trained weights are used as they are. weight_drop: DropConnect on the
+    # hidden-to-hidden matrices, one mask per batch shared by every time step (the
+    # recurrence is where plain dropout cannot go). embedding_dropout: drop whole
+    # word types per batch, so a word is sometimes predicted without its own vector.
+    weight_drop: float = 0.0
+    embedding_dropout: float = 0.0
     tie_weights: bool = False  # share embedding and output matrices (full softmax only)
     softmax: str = "adaptive"  # "full", or "adaptive": exact probabilities, far less work
     adaptive_cutoffs: tuple[int, ...] = (4000, 12000)  # frequency bands of the adaptive softmax

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional as F  # noqa: N812
 
 from input_method.config import CELLS, SOFTMAXES, ModelConfig
@@ -36,6 +37,9 @@ class NextWordModel(nn.Module):
             raise ValueError(f"unknown softmax {config.softmax!r}; choose from {', '.join(SOFTMAXES)}")
         if config.vocab_size <= 0:
             raise ValueError("ModelConfig.vocab_size must be set from the vocabulary")
+        for name in ("dropout", "weight_drop", "embedding_dropout"):
+            if not 0.0 <= getattr(config, name) < 1.0:
+                raise ValueError(f"ModelConfig.{name} must be in [0, 1)")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
         self.dropout = nn.Dropout(config.dropout)
@@ -71,12 +75,34 @@ class NextWordModel(nn.Module):
     def features(self, input_ids: torch.Tensor,
                  state: State | None = None) -> tuple[torch.Tensor, State]:
         """Hidden features before the output layer. input_ids: (batch, seq)."""
-        embedded = self.dropout(self.embedding(input_ids))  # (batch, seq, embedding_dim)
-        output, state = self.rnn(embedded, state)  # (batch, seq, hidden_size)
+        embedded = self.dropout(self._embed(input_ids))  # (batch, seq, embedding_dim)
+        output, state = self._recur(embedded, state)  # (batch, seq, hidden_size)
         output = self.dropout(output)
         if self.projection is not None:
             output = self.projection(output)  # (batch, seq, embedding_dim)
         return output, state
+
+    def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Embedding lookup; in training, whole word types dropped (embedding_dropout)."""
+        rate = self.config.embedding_dropout
+        if not (self.training and rate > 0):
+            return self.embedding(input_ids)
+        weight = self.embedding.weight  # (vocab, embedding_dim)
+        keep = weight.new_empty((weight.shape[0], 1)).bernoulli_(1 - rate) / (1 - rate)
+        return F.embedding(input_ids, weight * keep, padding_idx=0)
+
+    def _recur(self, embedded: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The RNN; in training, its hidden-to-hidden weights dropped (weight_drop).
+
+        The dropped matrices are passed in for this call only (``functional_call``),
+        so the parameters themselves stay untouched and receive the gradients.
+        """
+        rate = self.config.weight_drop
+        if not (self.training and rate > 0):
+            return self.rnn(embedded, state)
+        dropped = {name: F.dropout(weight, rate, training=True)
+                   for name, weight in self.rnn.named_parameters() if name.startswith("weight_hh")}
+        return functional_call(self.rnn, dropped, (embedded, state))
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Output layer: (..., features) -> (..., vocab) logits."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -44,6 +46,43 @@ def test_bad_cell_is_rejected():
     """An unknown cell name is a ValueError."""
     with pytest.raises(ValueError, match="cell"):
         NextWordModel(ModelConfig(vocab_size=10, cell="transformer"))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_weight_drop_masks_the_recurrence_in_training_only(cell):
+    """weight_drop changes training outputs, not evaluation ones, and the recurrent weights still learn."""
+    config = ModelConfig(vocab_size=30, cell=cell, embedding_dim=8, hidden_size=12, dropout=0.0)
+    plain = NextWordModel(config)
+    dropped = NextWordModel(replace(config, weight_drop=0.5))
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randint(1, 30, (3, 5))
+    assert torch.allclose(plain.eval()(x)[0], dropped.eval()(x)[0])
+    torch.manual_seed(0)
+    out, _ = dropped.train()(x)
+    assert not torch.allclose(out, plain.train()(x)[0])
+    out.sum().backward()
+    grad = dropped.rnn.weight_hh_l0.grad
+    assert grad is not None and (grad == 0).any() and (grad != 0).any()  # masked entries get none
+
+
+def test_embedding_dropout_drops_whole_word_types():
+    """With embedding_dropout every occurrence of a dropped word loses its vector alike."""
+    model = NextWordModel(ModelConfig(vocab_size=30, embedding_dim=8, hidden_size=8,
+                                      embedding_dropout=0.5)).train()
+    ids = torch.tensor([[5, 5, 5, 5, 7, 7, 7, 7] * 8])
+    torch.manual_seed(1)
+    vectors = model._embed(ids)[0]  # (seq, embedding_dim)
+    zero = (vectors == 0).all(1)
+    assert zero.any() and not zero.all()
+    assert (zero == zero[0]).logical_or(ids[0] != 5).all()  # word 5: all dropped or all kept
+    assert torch.equal(model.eval()._embed(ids), model.embedding(ids))
+
+
+@pytest.mark.parametrize("name", ["weight_drop", "embedding_dropout", "dropout"])
+def test_dropout_rates_outside_zero_to_one_are_rejected(name):
+    """A rate of 1 or more (or below 0) is a ValueError naming the field."""
+    with pytest.raises(ValueError, match=name):
+        NextWordModel(ModelConfig(vocab_size=10, **{name: 1.0}))
 
 
 @pytest.mark.parametrize("softmax", ["full", "adaptive"])
