@@ -3,6 +3,7 @@
     python scripts/mixing_checks.py buckets --windows 60000   # λ per trigram-context count
     python scripts/mixing_checks.py cache --windows 20000     # boost words already in the window
     python scripts/mixing_checks.py kn4 --windows 40000       # a Kneser-Ney 4-gram for the trigram
+    python scripts/mixing_checks.py loglinear --windows 40000 # a weighted product, not a sum
 
 The shipped model mixes one Kneser-Ney trigram into the network with one weight λ
 (mixture.py). Each check scores a variant of that mixture on the first
@@ -197,9 +198,28 @@ def kn4(setup: Setup, min_contexts: list[int]) -> None:
     report(collect(setup, variants))
 
 
+def loglinear(setup: Setup) -> None:
+    """Log-linear mixing, P ∝ P_network^(1 - a) · P_trigram^a, against the shipped sum.
+
+    A product favours words both parts agree on, where the sum lets either part
+    alone carry a word; only the ranking matters here, so it is not normalised.
+    """
+    def product(a: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def probs(inputs: torch.Tensor, network: torch.Tensor) -> torch.Tensor:
+            trigram = setup.ngram.probs(last_two(inputs, setup.pad))
+            return ((1 - a) * network.clamp_min(1e-30).log()
+                    + a * trigram.clamp_min(1e-30).log()).exp()
+        return probs
+    variants: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+        f"sum, λ {setup.weight}": lambda i, n: (1 - setup.weight) * n + setup.weight
+        * setup.ngram.probs(last_two(i, setup.pad))}
+    variants.update({f"product, a {a}": product(a) for a in (0.1, 0.2, 0.3, 0.4, 0.5)})
+    report(collect(setup, variants))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=("buckets", "cache", "kn4"))
+    parser.add_argument("check", choices=("buckets", "cache", "kn4", "loglinear"))
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--data-dir", default="data/processed")
     parser.add_argument("--windows", type=int, default=20000)
@@ -211,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         buckets(setup)
     elif args.check == "cache":
         cache(setup)
+    elif args.check == "loglinear":
+        loglinear(setup)
     else:
         kn4(setup, args.min_context)
     return 0
