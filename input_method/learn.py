@@ -389,12 +389,11 @@ class UserModel:
         """U(word | previous) and the user model's mass m after ``previous``."""
         if self._unigram_probs is None:
             return 0.0, 0.0
-        probability, mass = float(self._unigram_probs[word_id]), self._unigram_weight
-        followers = self._follower_tensors(previous)
-        if followers is not None:
-            index, shares, backoff, context_share = followers
+        backoff, mass, known = self._user_parts(previous)
+        probability = float(self._unigram_probs[word_id])
+        if known is not None:
+            index, shares = known
             probability = probability * backoff + float(shares[index == word_id].sum())
-            mass = context_share + backoff * self._unigram_weight
         return probability, mass
 
     def observe(self, network_probs: list[float], user: list[tuple[float, float]]) -> None:
@@ -419,17 +418,28 @@ class UserModel:
         self._weight_evidence = [self._weight_evidence[0] * decay + responsibility,
                                  self._weight_evidence[1] * decay + mass]
 
+    def _user_parts(self, previous: str
+                    ) -> tuple[float, float, tuple[torch.Tensor, torch.Tensor] | None]:
+        """U's pieces after ``previous``, shared by blend() and user_probability().
+
+        (the unigram's share β / (c(v) + β), the mass m = Σ_w U(w | v), and the
+        followers' ids with their shares c(v w) / (c(v) + β), or None when none
+        is known and U is the unigram part alone).
+        """
+        followers = self._follower_tensors(previous)
+        if followers is None:
+            return 1.0, self._unigram_weight, None
+        index, shares, backoff, context_share = followers
+        return backoff, context_share + backoff * self._unigram_weight, (index, shares)
+
     def blend(self, log_probs: torch.Tensor, previous: str) -> torch.Tensor:
         """Mix the user model into a (V,) log-distribution given the previous word."""
         if self._unigram_probs is None:
             return log_probs
+        backoff, mass, known = self._user_parts(previous)
         user = self._unigram_probs  # U with c(v) = 0
-        mass = self._unigram_weight  # m = Σ U
-        followers = self._follower_tensors(previous)
-        if followers is not None:
-            index, shares, backoff, context_share = followers
-            mass = context_share + backoff * self._unigram_weight
-            user = (user * backoff).index_add(0, index, shares)
+        if known is not None:
+            user = (user * backoff).index_add(0, *known)
         weight = self.weight
         mixed = (1 - weight * mass) * log_probs.exp() + weight * user
         return mixed.clamp(min=1e-30).log()

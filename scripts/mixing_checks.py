@@ -185,13 +185,18 @@ class FourGram:
         return probs
 
 
+def summed(setup: Setup, w: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The shipped way: (1 - w) P_network + w P_trigram."""
+    return lambda inputs, network: (1 - w) * network + w * setup.ngram.probs(
+        last_two(inputs, setup.pad))
+
+
 def kn4(setup: Setup, min_contexts: list[int]) -> None:
     """The shipped trigram against Kneser-Ney 4-grams (whole, or contexts seen often)."""
     models = {m: FourGram(setup.data, setup.vocab, m) for m in min_contexts}
     variants: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
     for w in WEIGHTS:
-        variants[f"trigram, λ {w}"] = (lambda i, n, w=w: (1 - w) * n + w * setup.ngram.probs(
-            last_two(i, setup.pad)))
+        variants[f"trigram, λ {w}"] = summed(setup, w)
         for m, four in models.items():
             variants[f"4-gram ctx {m}+, λ {w}"] = (lambda i, n, w=w, four=four:
                                                    (1 - w) * n + w * four.probs(i))
@@ -210,9 +215,7 @@ def loglinear(setup: Setup) -> None:
             return ((1 - a) * network.clamp_min(1e-30).log()
                     + a * trigram.clamp_min(1e-30).log()).exp()
         return probs
-    variants: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-        f"sum, λ {setup.weight}": lambda i, n: (1 - setup.weight) * n + setup.weight
-        * setup.ngram.probs(last_two(i, setup.pad))}
+    variants = {f"sum, λ {setup.weight}": summed(setup, setup.weight)}
     variants.update({f"product, a {a}": product(a) for a in (0.1, 0.2, 0.3, 0.4, 0.5)})
     report(collect(setup, variants))
 
