@@ -4,6 +4,7 @@
     python scripts/mixing_checks.py cache --windows 20000     # boost words already in the window
     python scripts/mixing_checks.py kn4 --windows 40000       # a Kneser-Ney 4-gram for the trigram
     python scripts/mixing_checks.py loglinear --windows 40000 # a weighted product, not a sum
+    python scripts/mixing_checks.py longest --windows 40000   # the longest context seen in training
 
 The shipped model mixes one Kneser-Ney trigram into the network with one weight λ
 (mixture.py). Each check scores a variant of that mixture on the first
@@ -16,6 +17,7 @@ Figures are hit@1 / hit@5 over all targets (special ids never suggested), as
 from __future__ import annotations
 
 import argparse
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -220,14 +222,72 @@ def loglinear(setup: Setup) -> None:
     report(collect(setup, variants))
 
 
+class LongestMatch:
+    """What followed the longest context (3 to ``longest`` words, ``<s>`` included) that the
+    training windows hold, as relative counts: exact memory of the training text
+    beyond the trigram's two words, with no smoothing (an "infinity-gram" cut short)."""
+
+    def __init__(self, data_dir: Path, size: int, pad: int, longest: int) -> None:
+        self.size, self.pad, self.longest = size, pad, longest
+        train = WindowDataset.from_split(data_dir, "train", context_size_of(data_dir), size)
+        self.follow: dict[tuple[int, ...], Counter[int]] = defaultdict(Counter)
+        tails = train.inputs[:, -longest:].tolist()
+        for tail, target in zip(tails, train.targets.tolist(), strict=True):
+            words = [t for t in tail if t != pad]
+            for n in range(3, len(words) + 1):
+                self.follow[tuple(words[-n:])][target] += 1
+
+    def probs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, context) -> (batch, V) relative counts, and (batch,) the length matched (0: none)."""
+        probs = torch.zeros(len(inputs), self.size)
+        matched = torch.zeros(len(inputs), dtype=torch.long)
+        for row, tail in enumerate(inputs[:, -self.longest:].tolist()):
+            words = [t for t in tail if t != self.pad]
+            for n in range(len(words), 2, -1):
+                follow = self.follow.get(tuple(words[-n:]))
+                if follow is not None:
+                    total = sum(follow.values())
+                    for word, count in follow.items():
+                        probs[row, word] = count / total
+                    matched[row] = n
+                    break
+        return probs, matched
+
+
+def longest(setup: Setup, longest_context: int) -> None:
+    """The shipped mixture with the longest-match memory mixed in where a context matched."""
+    memory = LongestMatch(setup.data, setup.size, setup.pad, longest_context)
+    mixture = summed(setup, setup.weight)
+    matched: list[torch.Tensor] = []
+
+    def variant(mu: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def probs(inputs: torch.Tensor, network: torch.Tensor) -> torch.Tensor:
+            counts, length = memory.probs(inputs)
+            if mu == 0.0:
+                matched.append(length)
+                return mixture(inputs, network)
+            # Unmatched rows get all-zero counts: scaling by (1 - mu) keeps their ranking.
+            return (1 - mu) * mixture(inputs, network) + mu * counts
+        return probs
+
+    variants = {f"shipped + longest match, μ {mu}": variant(mu)
+                for mu in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)}
+    report(collect(setup, variants))
+    lengths = torch.cat(matched)
+    print("longest context matched (words: share of windows):",
+          {n: round(float((lengths == n).float().mean()), 4) for n in range(3, longest_context + 1)})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=("buckets", "cache", "kn4", "loglinear"))
+    parser.add_argument("check", choices=("buckets", "cache", "kn4", "loglinear", "longest"))
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--data-dir", default="data/processed")
     parser.add_argument("--windows", type=int, default=20000)
     parser.add_argument("--min-context", type=int, nargs="+", default=[1, 2],
                         help="kn4: keep 4-gram contexts seen at least this many times")
+    parser.add_argument("--longest", type=int, default=6,
+                        help="longest: the most context words matched")
     args = parser.parse_args(argv)
     setup = Setup(args.model, args.data_dir, args.windows)
     if args.check == "buckets":
@@ -236,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         cache(setup)
     elif args.check == "loglinear":
         loglinear(setup)
+    elif args.check == "longest":
+        longest(setup, args.longest)
     else:
         kn4(setup, args.min_context)
     return 0
