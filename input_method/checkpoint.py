@@ -25,6 +25,7 @@ import torch
 from input_method.atomic import atomic_open
 from input_method.config import QUANTIZATIONS, ModelConfig, from_dict
 from input_method.errors import CheckpointError, ModelNotFoundError, TrainingError
+from input_method.memory import CountModel, PhraseMemory, TrigramWithMemory
 from input_method.model import NextWordModel
 from input_method.ngram import KneserNeyTrigram
 from input_method.vocab import Vocab
@@ -201,14 +202,27 @@ def build_model(payload: dict[str, Any], device: str | torch.device = "cpu"
     return model.to(device), vocab
 
 
-def load_ngram(payload: dict[str, Any]) -> tuple[KneserNeyTrigram | None, float]:
-    """The n-gram a checkpoint mixes into the network, and its weight (None, 0.0 if none)."""
+def load_ngram(payload: dict[str, Any]) -> tuple[CountModel | None, float]:
+    """The n-gram a checkpoint mixes into the network, and its weight (None, 0.0 if none).
+
+    A model exported with ``--phrase-memory`` stores the training text instead of
+    the trigram's tables; the trigram is rebuilt from it here (about 1.5 s for
+    the bundled corpus, most of it indexing the memory).
+    """
     stored = payload.get("ngram")
     if stored is None:
         return None, 0.0
+    ngram: CountModel
     try:
-        ngram = KneserNeyTrigram.from_tables(stored["tables"])
         weight = float(stored["weight"])
+        if "memory" in stored:
+            vocab = Vocab(payload["vocab"])
+            memory = PhraseMemory.unpack(stored["memory"], len(vocab), vocab.start_id,
+                                         vocab.pad_id)
+            trigram = KneserNeyTrigram(len(vocab), *memory.trigram_windows())
+            ngram = TrigramWithMemory(trigram, memory, float(stored["memory_weight"]))
+        else:
+            ngram = KneserNeyTrigram.from_tables(stored["tables"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"the checkpoint's n-gram is damaged ({str(exc)[:200]})") from None
     if ngram.vocab_size != len(payload["vocab"]) or not 0.0 <= weight < 1.0:

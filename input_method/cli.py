@@ -153,13 +153,17 @@ def _export(args: argparse.Namespace) -> int:
 
     config = override(ExportConfig(), ngram_min_count=args.ngram_min_count,
                       data_dir=args.data_dir, tune_windows=args.tune_windows,
-                      quantization=args.quantization)
+                      quantization=args.quantization,
+                      phrase_memory=True if args.phrase_memory else None)
     ngram = mixture.fit(args.model, config)
     path = export_checkpoint(args.model, args.output, ngram, config.quantization)
     if ngram is not None:
         print(f"mixed in the trigram of {config.data_dir} ({ngram['entries']:,} entries seen "
               f"{config.ngram_min_count}+ times) with weight {ngram['weight']}, chosen on "
               f"{config.tune_windows:,} validation windows")
+        if "memory" in ngram:
+            print(f"and the phrase memory of its {ngram['memory']['words']:,} training words "
+                  f"with weight {ngram['memory_weight']} inside the trigram's share")
     print(f"exported {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB); "
           f"score it with: ime evaluate --model {args.output}")
     return 0
@@ -322,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quantization", choices=QUANTIZATIONS, help="int8-rows, or int4-groups: "
                    "half the size, room for a larger trigram "
                    f"(default: {ExportConfig.quantization})")
+    x.add_argument("--phrase-memory", action="store_true",
+                   help="ship the training text instead of the trigram's tables: the trigram "
+                   "is rebuilt at load, and what followed the longest 3-6 word context seen "
+                   "there is mixed in (needs --ngram-min-count 1)")
     x.set_defaults(handler=_export)
 
     b = sub.add_parser("bench", help="measure latency, training and preprocessing speed",

@@ -165,6 +165,12 @@ class ExportConfig:
     # candidate weights of the trigram; 0.0 wins when mixing does not help, and then
     # nothing is mixed in
     ngram_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    # Ship the training text as a phrase memory (memory.py) instead of the trigram's
+    # tables: the whole trigram is rebuilt from it when the model loads, and what
+    # followed the longest 3-6 word context is mixed into it. Needs ngram_min_count 1.
+    phrase_memory: bool = False
+    # candidate weights ν of the memory inside the count part, chosen after λ
+    memory_weights: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5)
     # "int8-rows", or "int4-groups": half the size, a little quality lost (checkpoint.py)
     quantization: str = "int8-rows"
 

@@ -24,7 +24,7 @@ from input_method.config import EvalConfig
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
 from input_method.metrics import RankingTotals
-from input_method.mixture import last_two
+from input_method.mixture import last_two, ngram_context
 from input_method.model import window_logits
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.runtime import resolve_device
@@ -108,7 +108,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             if ngram is not None:
                 network_scores.add(log_probs, targets.to(device), chars)
                 log_probs = mix_log_probs(
-                    log_probs, ngram.probs(last_two(inputs, vocab.pad_id)).to(device), weight)
+                    log_probs, ngram.probs(ngram_context(inputs, vocab.pad_id)).to(device),
+                    weight)
             model_scores.add(log_probs, targets.to(device), chars)
     results: dict[str, Any] = {
         "model": model_scores.summary(),

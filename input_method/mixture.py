@@ -25,6 +25,7 @@ from input_method.checkpoint import dequantize_state_dict, load_model, quantize_
 from input_method.config import ExportConfig
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
+from input_method.memory import CountModel, PhraseMemory, TrigramWithMemory
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, window_logits
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
@@ -45,6 +46,24 @@ def last_two_ids(ids: list[int], pad_id: int) -> list[int]:
     return ([pad_id, pad_id] + ids)[-2:]
 
 
+# The words the count part of a mixture sees: the trigram reads the last two,
+# the phrase memory (memory.py) up to six.
+NGRAM_CONTEXT = 6
+
+
+def ngram_context(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """(N, context) -> (N, NGRAM_CONTEXT): the last words, ``<pad>`` on the left if fewer."""
+    if inputs.shape[1] >= NGRAM_CONTEXT:
+        return inputs[:, -NGRAM_CONTEXT:]
+    fill = torch.full_like(inputs[:, :1], pad_id).expand(-1, NGRAM_CONTEXT - inputs.shape[1])
+    return torch.cat([fill, inputs], dim=1)
+
+
+def ngram_context_ids(ids: list[int], pad_id: int) -> list[int]:
+    """The same for one context given as a list of ids."""
+    return ([pad_id] * NGRAM_CONTEXT + ids)[-NGRAM_CONTEXT:]
+
+
 def _check_data(data_dir: Path, vocab: Vocab) -> None:
     data_vocab = data_dir / "vocab.json"
     if not data_vocab.is_file():
@@ -63,7 +82,7 @@ def build_ngram(data_dir: Path | str, vocab: Vocab, min_count: int) -> KneserNey
                             min_count=min_count)
 
 
-def score_weights(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
+def score_weights(model: NextWordModel, vocab: Vocab, ngram: CountModel,
                   data_dir: Path | str, context_size: int, windows: int,
                   weights: tuple[float, ...], split: str = "valid",
                   ) -> dict[float, dict[str, float]]:
@@ -78,7 +97,7 @@ def score_weights(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
         for inputs, targets in scored.batches(1000):
             network = torch.log_softmax(
                 window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
-            counts = ngram.probs(last_two(inputs, vocab.pad_id))
+            counts = ngram.probs(ngram_context(inputs, vocab.pad_id))
             for weight in weights:
                 totals[weight].add(mix_log_probs(network, counts, weight), targets,
                                    vocab.special_ids)
@@ -115,6 +134,9 @@ def fit(model_path: Path | str, config: ExportConfig) -> dict[str, Any] | None:
     ``config`` asks for none or validation prefers the network alone."""
     if config.ngram_min_count <= 0:
         return None
+    if config.phrase_memory and config.ngram_min_count != 1:
+        raise CheckpointError("--phrase-memory rebuilds the whole trigram from the text: "
+                              "use it with --ngram-min-count 1")
     model, vocab, payload = load_model(model_path, "cpu")
     # The weight is chosen for the network as it will ship, after quantisation.
     model.load_state_dict(dequantize_state_dict(
@@ -126,4 +148,47 @@ def fit(model_path: Path | str, config: ExportConfig) -> dict[str, Any] | None:
     if weight <= 0:
         log.info("validation prefers the network alone: no n-gram shipped")
         return None
-    return ngram_payload(ngram, weight, {"windows": config.tune_windows, "by_weight": table})
+    validation: dict[str, Any] = {"windows": config.tune_windows, "by_weight": table}
+    if not config.phrase_memory:
+        return ngram_payload(ngram, weight, validation)
+    memory = build_memory(config.data_dir, vocab)
+    memory_weight, by_memory = choose_memory_weight(
+        model, vocab, ngram, memory, weight, config.data_dir, int(payload["context_size"]),
+        config.tune_windows, config.memory_weights)
+    validation["by_memory_weight"] = by_memory
+    return memory_payload(ngram, memory, weight, memory_weight, validation)
+
+
+def build_memory(data_dir: Path | str, vocab: Vocab) -> PhraseMemory:
+    """The phrase memory of the training split (its text, rebuilt from the windows)."""
+    data = Path(data_dir)
+    _check_data(data, vocab)
+    train = WindowDataset.from_split(data, "train", context_size_of(data), len(vocab))
+    return PhraseMemory.from_windows(train, len(vocab), vocab.start_id, vocab.pad_id)
+
+
+def choose_memory_weight(model: NextWordModel, vocab: Vocab, trigram: KneserNeyTrigram,
+                         memory: PhraseMemory, weight: float, data_dir: Path | str,
+                         context_size: int, windows: int, memory_weights: tuple[float, ...]
+                         ) -> tuple[float, dict[str, dict[str, float]]]:
+    """The memory's weight ν inside the trigram's share λ (already chosen), by the same
+    rule as λ: the best validation hit@5, then the lower loss."""
+    scores = {nu: score_weights(model, vocab, TrigramWithMemory(trigram, memory, nu), data_dir,
+                                context_size, windows, (weight,))[weight]
+              for nu in memory_weights}
+    table = {str(nu): {"perplexity": round(s["perplexity"], 2), "hit@1": round(s["hit@1"], 4),
+                       "hit@5": round(s["hit@5"], 4)} for nu, s in scores.items()}
+    best = max(memory_weights, key=lambda nu: (scores[nu]["hit@5"], -scores[nu]["loss"]))
+    log.info("phrase memory weight %.2f chosen: %s", best, table)
+    return best, table
+
+
+def memory_payload(trigram: KneserNeyTrigram, memory: PhraseMemory, weight: float,
+                   memory_weight: float, validation: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint stores under ``"ngram"`` with a phrase memory: the text, not the
+    trigram's tables (``checkpoint.load_ngram`` rebuilds the trigram from it)."""
+    if trigram.min_count != 1:
+        raise ValueError("the phrase memory rebuilds the whole trigram: export it with "
+                         "--ngram-min-count 1")
+    return {"memory": memory.pack(), "memory_weight": memory_weight, "weight": weight,
+            "min_count": 1, "entries": trigram.entries(), "validation": validation}

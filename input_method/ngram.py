@@ -242,13 +242,14 @@ class KneserNeyTrigram:
         return rows, positions
 
     def log_probs(self, contexts: torch.Tensor) -> torch.Tensor:
-        """contexts: (batch, 2) -> log P(w | u v) for every w: (batch, V)."""
+        """contexts: (batch, >= 2) -> log P(w | u v) for every w: (batch, V)."""
         return self.probs(contexts).log_()
 
     def probs(self, contexts: torch.Tensor) -> torch.Tensor:
-        """contexts: (batch, 2) -> P(w | u v) for every w: (batch, V), float32."""
+        """contexts: (batch, >= 2), the last two columns u v -> P(w | u v) for every w:
+        (batch, V), float32. Wider contexts are for the phrase memory (memory.py)."""
         V = self.vocab_size
-        u, v = contexts[:, 0].long().contiguous(), contexts[:, 1].long().contiguous()
+        u, v = contexts[:, -2].long().contiguous(), contexts[:, -1].long().contiguous()
         batch = len(u)
         one = torch.ones(batch, dtype=torch.double)
         bigram, trigram = self.bigram, self.trigram

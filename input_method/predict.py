@@ -25,9 +25,10 @@ from input_method.checkpoint import load_model, load_ngram
 from input_method.config import DEFAULT_MODEL_DIR, AdaptConfig
 from input_method.corpus import clean_text
 from input_method.learn import ADAPTED_BLEND, BLEND, UserModel
-from input_method.mixture import last_two_ids
+from input_method.memory import CountModel
+from input_method.mixture import ngram_context_ids
 from input_method.model import NextWordModel, State
-from input_method.ngram import KneserNeyTrigram, mix_log_probs
+from input_method.ngram import mix_log_probs
 from input_method.pinyin import PinyinIndex, normalize_typed
 from input_method.segment import Segmenter, current_sentence
 from input_method.serving import ServingModel
@@ -50,7 +51,7 @@ class Predictor:
     def __init__(self, model: NextWordModel, vocab: Vocab, context_size: int,
                  segmenter: Segmenter | None = None, name: str = "",
                  user_model: UserModel | None = None, int8_output: bool = True,
-                 ngram: KneserNeyTrigram | None = None, ngram_weight: float = 0.0) -> None:
+                 ngram: CountModel | None = None, ngram_weight: float = 0.0) -> None:
         self.base_model = model.eval()  # never changed; adapt() fine-tunes a copy
         self._int8_output = int8_output
         # The network as the engine runs it (serving.py): step-wise cells and,
@@ -145,8 +146,9 @@ class Predictor:
             features, _ = network.features(torch.tensor([ids[:-1]]))  # (1, seq, hidden)
             probs = network.target_log_probs(features[0, positions], targets).exp()  # (targets,)
             if self.ngram is not None:  # mixed as distributions() mixes it
-                last_two = torch.tensor([last_two_ids(ids[:i + 1], self.vocab.pad_id) for i in positions])
-                ngram = self.ngram.probs(last_two).gather(1, targets[:, None])[:, 0]
+                contexts = torch.tensor([ngram_context_ids(ids[:i + 1], self.vocab.pad_id)
+                                         for i in positions])
+                ngram = self.ngram.probs(contexts).gather(1, targets[:, None])[:, 0]
                 probs = (1 - self.ngram_weight) * probs + self.ngram_weight * ngram
         previous = [self.vocab.itos[self.vocab.start_id], *words]
         self.user_model.observe(
@@ -229,16 +231,17 @@ class Predictor:
             previous = self.vocab.itos[context_ids[-1]]
         with torch.inference_mode():
             logits, _ = self.model(torch.tensor([context_ids]), last_only=True)  # (1, V)
-            log_probs = self.distributions(logits, [last_two_ids(context_ids, self.vocab.pad_id)])
+            log_probs = self.distributions(logits, [ngram_context_ids(context_ids, self.vocab.pad_id)])
             return self.user_model.blend(log_probs[0], previous)
 
-    def distributions(self, logits: torch.Tensor, last_two: list[list[int]]) -> torch.Tensor:
+    def distributions(self, logits: torch.Tensor, contexts: list[list[int]]) -> torch.Tensor:
         """The model's log-distributions from the network's ``logits`` (batch, V) and each
-        row's last two context ids: the shipped n-gram is mixed in here, nowhere else."""
+        row's last context ids (``mixture.ngram_context_ids``): the shipped n-gram is
+        mixed in here, nowhere else."""
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch, V)
         if self.ngram is None:
             return log_probs
-        return mix_log_probs(log_probs, self.ngram.probs(torch.tensor(last_two)),
+        return mix_log_probs(log_probs, self.ngram.probs(torch.tensor(contexts)),
                              self.ngram_weight)
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
@@ -307,7 +310,7 @@ class Predictor:
             paths: list[list[int]] = [[]]
             pad = self.vocab.pad_id
             for depth in range(max_words):
-                before = [last_two_ids(context_ids + path, pad) for path in paths]
+                before = [ngram_context_ids(context_ids + path, pad) for path in paths]
                 log_probs = self.distributions(model.logits(last), before)  # (beams, V)
                 log_probs[:, self._never] = -math.inf
                 total = (scores[:, None] + log_probs).flatten()
@@ -380,7 +383,7 @@ class TypingSession:
         model, last, _, previous = self._advance(prefix)
         predictor = self.predictor
         with torch.inference_mode():
-            before = last_two_ids(self._ids, predictor.vocab.pad_id)
+            before = ngram_context_ids(self._ids, predictor.vocab.pad_id)
             log_probs = predictor.distributions(model.logits(last), [before])[0]  # (V,)
             log_probs = predictor.user_model.blend(log_probs, previous)
         return predictor.top_words(log_probs, top_k, pinyin)
