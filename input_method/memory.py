@@ -93,8 +93,11 @@ class PhraseMemory:
             low, high = 0, len(self.order)
             for column, word in enumerate(words[-length:]):
                 values = self.sorted[column][low:high]
-                low, high = (low + int(np.searchsorted(values, word, "left")),
-                             low + int(np.searchsorted(values, word, "right")))
+                # The query in the columns' own type: a Python int would make numpy
+                # convert the whole column first (milliseconds a key press).
+                key = self.text.dtype.type(word)
+                low, high = (low + int(np.searchsorted(values, key, "left")),
+                             low + int(np.searchsorted(values, key, "right")))
                 if low == high:
                     break
             if low == high:
