@@ -9,8 +9,11 @@ ranks better than either (README: "Mixing in the trigram"). ``ime export
 --ngram-min-count M`` builds the trigram from the training windows of the
 data the model was trained on, prunes entries seen fewer than M times (to fit
 the size budget), picks λ on validation windows, and stores both in the
-checkpoint (``checkpoint.load_ngram`` reads them back). Nothing here looks at
-the test split.
+checkpoint (``checkpoint.load_ngram`` reads them back). With ``--phrase-memory``
+the checkpoint stores the training text instead (memory.py): the trigram is
+rebuilt from it at load, and what followed the longest 3-6 word context of the
+text is mixed into the trigram's share at a weight ν, chosen after λ the same
+way. Nothing here looks at the test split.
 """
 
 from __future__ import annotations
