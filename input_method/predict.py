@@ -15,7 +15,6 @@ import logging
 import math
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +101,9 @@ class Predictor:
         path = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         model, vocab, payload = load_model(path, "cpu")
         name = path.name if path.is_dir() else path.parent.name
-        # The n-gram is rebuilt (phrase memory) or unpacked in numpy and torch, which
-        # let go of the GIL while they sort: it overlaps jieba reading its dictionary.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            counts = pool.submit(load_ngram, payload)
-            user = UserModel(vocab, Path(history) if history is not None else None, learning)
-            segmenter = Segmenter(user_dict, str(payload.get("unit", "word")))
-            ngram, weight = counts.result()
+        user = UserModel(vocab, Path(history) if history is not None else None, learning)
+        segmenter = Segmenter(user_dict, str(payload.get("unit", "word")))
+        ngram, weight = load_ngram(payload)
         return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output,
                    ngram, weight)
 
