@@ -176,3 +176,8 @@ class TrigramWithMemory:
 
 # What a shipped model mixes into its network (checkpoint.load_ngram).
 CountModel = KneserNeyTrigram | TrigramWithMemory
+
+
+def plain_trigram(ngram: CountModel) -> KneserNeyTrigram:
+    """The trigram alone, without the memory (the diagnostics study the trigram's mixing)."""
+    return ngram.trigram if isinstance(ngram, TrigramWithMemory) else ngram

@@ -24,6 +24,7 @@ import torch
 from input_method.checkpoint import load_ngram, read_checkpoint, resolve_checkpoint
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.distill import TeacherEnsemble
+from input_method.memory import plain_trigram
 from input_method.metrics import RankingTotals
 from input_method.mixture import last_two
 from input_method.ngram import KneserNeyTrigram
@@ -34,6 +35,7 @@ from input_method.vocab import Vocab
 def shipped_trigram(model: str, vocab: Vocab) -> KneserNeyTrigram:
     """The n-gram a model directory ships (``ime export --ngram-min-count``)."""
     ngram, _ = load_ngram(read_checkpoint(resolve_checkpoint(model), map_location="cpu"))
+    ngram = None if ngram is None else plain_trigram(ngram)  # the phrase memory left out
     if ngram is None:
         raise SystemExit(f"{model} ships no n-gram; export it with --ngram-min-count")
     if ngram.vocab_size != len(vocab):

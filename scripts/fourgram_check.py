@@ -24,6 +24,7 @@ import torch
 
 from input_method.checkpoint import load_model, load_ngram
 from input_method.dataset import WindowDataset, context_size_of
+from input_method.memory import plain_trigram
 from input_method.metrics import RankingTotals
 from input_method.mixture import last_two
 from input_method.model import window_logits
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model, vocab, payload = load_model(args.model)
     ngram, weight = load_ngram(payload)
+    ngram = None if ngram is None else plain_trigram(ngram)  # the phrase memory left out
     data = Path(args.data_dir)
     size, pad = len(vocab), vocab.pad_id
     train = WindowDataset.from_split(data, "train", context_size_of(data), size)

@@ -10,7 +10,7 @@ from input_method.checkpoint import export_checkpoint, load_model, load_ngram
 from input_method.config import ExportConfig
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError
-from input_method.memory import PhraseMemory, TrigramWithMemory
+from input_method.memory import PhraseMemory, TrigramWithMemory, plain_trigram
 from input_method.mixture import (
     build_memory,
     build_ngram,
@@ -153,3 +153,10 @@ def test_ngram_context_pads_on_the_left_like_the_windows():
     assert ngram_context_ids(list(range(3, 11)), 0) == [5, 6, 7, 8, 9, 10]
     assert ngram_context(torch.tensor([[7]]), 0).tolist() == [[0, 0, 0, 0, 0, 7]]
     assert ngram_context(torch.arange(1, 9)[None], 0).tolist() == [[3, 4, 5, 6, 7, 8]]
+
+
+def test_plain_trigram_leaves_the_memory_out():
+    """The diagnostics' view: the trigram itself, with or without a memory around it."""
+    trigram = KneserNeyTrigram(V, *memory().trigram_windows())
+    assert plain_trigram(TrigramWithMemory(trigram, memory(), 0.3)) is trigram
+    assert plain_trigram(trigram) is trigram
