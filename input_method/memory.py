@@ -26,6 +26,7 @@ narrowing one column at a time:
 from __future__ import annotations
 
 import lzma
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -150,11 +151,31 @@ class TrigramWithMemory:
     """The trigram with the phrase memory mixed into it where a run of 3+ words matched:
     the same ``probs(contexts)`` as the trigram's, given the last ``longest`` words."""
 
-    def __init__(self, trigram: KneserNeyTrigram, memory: PhraseMemory, weight: float) -> None:
+    def __init__(self, trigram: KneserNeyTrigram | Future[KneserNeyTrigram],
+                 memory: PhraseMemory, weight: float) -> None:
+        """``trigram``: built, or being built (:meth:`rebuilding`)."""
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"the memory's weight must be in [0, 1], got {weight}")
-        self.trigram, self.memory, self.weight = trigram, memory, weight
-        self.vocab_size, self.min_count = trigram.vocab_size, trigram.min_count
+        self._trigram, self.memory, self.weight = trigram, memory, weight
+        self.vocab_size = memory.vocab_size
+        self.min_count = 1  # the memory holds the whole text, so the whole trigram
+
+    @classmethod
+    def rebuilding(cls, memory: PhraseMemory, weight: float) -> TrigramWithMemory:
+        """The whole trigram rebuilt from the memory's text on a worker thread, so a
+        model can load (and a window open) meanwhile; the first use waits for it."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigram")
+        future = pool.submit(lambda: KneserNeyTrigram(memory.vocab_size,
+                                                       *memory.trigram_windows()))
+        pool.shutdown(wait=False)  # the one task still runs to its end
+        return cls(future, memory, weight)
+
+    @property
+    def trigram(self) -> KneserNeyTrigram:
+        """The trigram, waiting for it if it is still being built."""
+        if isinstance(self._trigram, Future):
+            self._trigram = self._trigram.result()
+        return self._trigram
 
     def entries(self) -> int:
         """The trigram's stored entries (the memory is counted in words: ``memory.text``)."""

@@ -103,7 +103,9 @@ class Predictor:
         name = path.name if path.is_dir() else path.parent.name
         user = UserModel(vocab, Path(history) if history is not None else None, learning)
         segmenter = Segmenter(user_dict, str(payload.get("unit", "word")))
-        ngram, weight = load_ngram(payload)
+        # A phrase memory's trigram is rebuilt on a worker thread while the engine
+        # finishes loading (and a window opens); the first suggestion waits for it.
+        ngram, weight = load_ngram(payload, background=True)
         return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output,
                    ngram, weight)
 

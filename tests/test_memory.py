@@ -160,3 +160,34 @@ def test_plain_trigram_leaves_the_memory_out():
     trigram = KneserNeyTrigram(V, *memory().trigram_windows())
     assert plain_trigram(TrigramWithMemory(trigram, memory(), 0.3)) is trigram
     assert plain_trigram(trigram) is trigram
+
+
+def test_a_trigram_rebuilt_in_the_background_answers_the_same():
+    """rebuilding() hands back at once; its first use waits and gives the trigram built
+    in the foreground, and the memory mixed in the same way."""
+    trigram = KneserNeyTrigram(V, *memory().trigram_windows())
+    now = TrigramWithMemory(trigram, memory(), 0.4)
+    later = TrigramWithMemory.rebuilding(memory(), 0.4)
+    contexts = torch.tensor([[START, 3, 4, 5], [PAD, PAD, 10, 11], [PAD, PAD, START, 9]])
+    assert later.vocab_size == V and later.min_count == 1
+    assert torch.equal(later.probs(contexts), now.probs(contexts))
+    assert later.trigram.entries() == trigram.entries()
+
+
+def test_the_engine_loads_a_phrase_memory_model_and_mixes_it(tiny_model_dir, processed_dir,
+                                                             tmp_path):
+    """Predictor.load on a model exported with the memory: suggestions come, and the
+    count part it mixes is the trigram with the memory (rebuilt in the background)."""
+    from input_method.predict import Predictor
+
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.3,), phrase_memory=True, memory_weights=(0.5,))
+    export_checkpoint(tiny_model_dir, tmp_path / "m", fit(tiny_model_dir, config))
+    predictor = Predictor.load(tmp_path / "m")
+    assert isinstance(predictor.ngram, TrigramWithMemory) and predictor.ngram.weight == 0.5
+    suggestions = predictor.predict("今天", 3)
+    assert 0 < len(suggestions) <= 3
+    vocab = predictor.vocab
+    direct = build_ngram(processed_dir, vocab, min_count=1)
+    context = torch.tensor([ngram_context_ids([vocab.start_id], vocab.pad_id)])
+    assert torch.equal(predictor.ngram.trigram.probs(context), direct.probs(context))
