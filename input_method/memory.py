@@ -26,6 +26,7 @@ narrowing one column at a time:
 from __future__ import annotations
 
 import lzma
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -56,11 +57,24 @@ class PhraseMemory:
         self.longest = longest
         dtype = np.uint16 if vocab_size < np.iinfo(np.uint16).max else np.int32
         self.text = text.astype(dtype)
-        end = np.iinfo(dtype).max  # past the end of the text: above every id
-        columns = [np.concatenate([self.text[k:], np.full(min(k, len(text)), end, dtype)])
-                   for k in range(longest)]
-        self.order = np.lexsort(columns[::-1]).astype(np.int64)  # column 0 sorts first
-        self.sorted = [column[self.order] for column in columns]  # (longest, N)
+        # The sorted index is built on first use (or by rebuilding()'s worker thread).
+        self._order: np.ndarray | None = None
+        self._sorted: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def index(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The text's positions sorted by their first ``longest`` words, and those words
+        in that order, column by column: (N,) and ``longest`` × (N,). Built once."""
+        with self._lock:
+            if self._order is None:
+                end = np.iinfo(self.text.dtype).max  # past the end of the text: above every id
+                columns = [np.concatenate([self.text[k:],
+                                           np.full(min(k, len(self.text)), end, self.text.dtype)])
+                           for k in range(self.longest)]
+                order = np.lexsort(columns[::-1]).astype(np.int64)  # column 0 sorts first
+                self._sorted = [column[order] for column in columns]
+                self._order = order
+            return self._order, self._sorted
 
     @classmethod
     def from_windows(cls, windows: WindowDataset, vocab_size: int, start_id: int, pad_id: int,
@@ -90,10 +104,11 @@ class PhraseMemory:
         """Next-word counts after the longest run of ``context``'s last words seen in
         the text (3 to ``longest``; padding dropped), and the run's length (0: none)."""
         words = [w for w in context[-self.longest:] if w != self.pad_id]
+        order, columns = self.index()
         for length in range(len(words), SHORTEST - 1, -1):
-            low, high = 0, len(self.order)
+            low, high = 0, len(order)
             for column, word in enumerate(words[-length:]):
-                values = self.sorted[column][low:high]
+                values = columns[column][low:high]
                 # The query in the columns' own type: a Python int would make numpy
                 # convert the whole column first (milliseconds a key press).
                 key = self.text.dtype.type(word)
@@ -103,7 +118,7 @@ class PhraseMemory:
                     break
             if low == high:
                 continue
-            after = self.order[low:high] + length
+            after = order[low:high] + length
             after = after[after < len(self.text)]
             nexts = self.text[after]
             nexts = nexts[nexts != self.start_id]  # the run ended its sentence
@@ -162,11 +177,14 @@ class TrigramWithMemory:
 
     @classmethod
     def rebuilding(cls, memory: PhraseMemory, weight: float) -> TrigramWithMemory:
-        """The whole trigram rebuilt from the memory's text on a worker thread, so a
-        model can load (and a window open) meanwhile; the first use waits for it."""
+        """The memory's index and the whole trigram rebuilt from its text on a worker
+        thread, so a model can load (and a window open) meanwhile; the first use waits."""
+        def build() -> KneserNeyTrigram:
+            memory.index()
+            return KneserNeyTrigram(memory.vocab_size, *memory.trigram_windows())
+
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trigram")
-        future = pool.submit(lambda: KneserNeyTrigram(memory.vocab_size,
-                                                       *memory.trigram_windows()))
+        future = pool.submit(build)
         pool.shutdown(wait=False)  # the one task still runs to its end
         return cls(future, memory, weight)
 
