@@ -44,11 +44,6 @@ def last_two(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
     return torch.cat([torch.full_like(inputs[:, :1], pad_id), inputs], dim=1)
 
 
-def last_two_ids(ids: list[int], pad_id: int) -> list[int]:
-    """The same for one context given as a list of ids (``<pad>`` fills a short one)."""
-    return ([pad_id, pad_id] + ids)[-2:]
-
-
 # The words the count part of a mixture sees: the trigram reads the last two,
 # the phrase memory (memory.py) up to six.
 NGRAM_CONTEXT = 6

@@ -10,15 +10,12 @@ import torch
 from input_method.checkpoint import load_model
 from input_method.config import ExportConfig
 from input_method.errors import CheckpointError
-from input_method.mixture import build_ngram, choose_weight, fit, last_two, last_two_ids
+from input_method.mixture import build_ngram, choose_weight, fit, last_two
 from input_method.vocab import Vocab
 
 
 def test_last_two_pads_short_contexts_like_the_windows():
     """A context shorter than two ids is padded on the left, as windows are."""
-    assert last_two_ids([2], 0) == [0, 2]
-    assert last_two_ids([], 0) == [0, 0]
-    assert last_two_ids([2, 5, 9], 0) == [5, 9]
     assert last_two(torch.tensor([[7]]), 0).tolist() == [[0, 7]]
     assert last_two(torch.tensor([[0, 2, 5, 9]]), 0).tolist() == [[5, 9]]
 
