@@ -127,17 +127,22 @@ class PhraseMemory:
                 return dict(zip(found.tolist(), counts.tolist(), strict=True)), length
         return {}, 0
 
+    def next_words(self, context: list[int]) -> tuple[list[int], torch.Tensor, int]:
+        """:meth:`follow` as the next words' ids, their relative counts (float32) and the
+        run's length: the sparse form mixed in at every key press."""
+        counts, length = self.follow(context)
+        total = max(sum(counts.values()), 1)
+        return list(counts), torch.tensor(list(counts.values()), dtype=torch.float32) / total, length
+
     def probs(self, contexts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, context) ids -> (batch, V) relative counts (zero rows where nothing
         matched) and (batch,) the length matched."""
         probs = torch.zeros(len(contexts), self.vocab_size)
         matched = torch.zeros(len(contexts), dtype=torch.long)
         for row, context in enumerate(contexts.tolist()):
-            counts, length = self.follow(context)
+            words, shares, length = self.next_words(context)
             if length:
-                total = sum(counts.values())
-                probs[row, list(counts)] = torch.tensor(list(counts.values()),
-                                                        dtype=torch.float32) / total
+                probs[row, words] = shares
                 matched[row] = length
         return probs, matched
 
@@ -201,16 +206,17 @@ class TrigramWithMemory:
 
     def probs(self, contexts: torch.Tensor) -> torch.Tensor:
         """(batch, context) ids, ``<pad>`` on the left -> (batch, V) probabilities."""
-        probs = self.trigram.probs(contexts)
+        probs = self.trigram.probs(contexts)  # (batch, V), a new tensor: changed in place
         if self.weight == 0.0 or contexts.shape[1] < SHORTEST:
             return probs
-        counts, matched = self.memory.probs(contexts)
-        share = torch.where(matched > 0, self.weight, 0.0)[:, None]  # (batch, 1)
-        return (1 - share) * probs + share * counts
-
-    def log_probs(self, contexts: torch.Tensor) -> torch.Tensor:
-        """log of ``probs``."""
-        return self.probs(contexts).clamp_min(1e-30).log()
+        # Only matched rows change, and only their next words get added mass: a key
+        # press whose context ran out of the text costs the lookup alone.
+        for row, context in enumerate(contexts.tolist()):
+            words, shares, length = self.memory.next_words(context)
+            if length:
+                probs[row] *= 1 - self.weight
+                probs[row, words] += self.weight * shares
+        return probs
 
 
 # What a shipped model mixes into its network (checkpoint.load_ngram).

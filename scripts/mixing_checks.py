@@ -17,7 +17,6 @@ Figures are hit@1 / hit@5 over all targets (special ids never suggested), as
 from __future__ import annotations
 
 import argparse
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 
 from input_method.checkpoint import load_model, load_ngram
 from input_method.dataset import WindowDataset, context_size_of
-from input_method.memory import plain_trigram
+from input_method.memory import PhraseMemory, plain_trigram
 from input_method.mixture import last_two
 from input_method.model import window_logits
 from input_method.ngram import KneserNeyTrigram, _discount, _Order, mix_log_probs
@@ -225,41 +224,12 @@ def loglinear(setup: Setup) -> None:
     report(collect(setup, variants))
 
 
-class LongestMatch:
-    """What followed the longest context (3 to ``longest`` words, ``<s>`` included) that the
-    training windows hold, as relative counts: exact memory of the training text
-    beyond the trigram's two words, with no smoothing (an "infinity-gram" cut short)."""
-
-    def __init__(self, data_dir: Path, size: int, pad: int, longest: int) -> None:
-        self.size, self.pad, self.longest = size, pad, longest
-        train = WindowDataset.from_split(data_dir, "train", context_size_of(data_dir), size)
-        self.follow: dict[tuple[int, ...], Counter[int]] = defaultdict(Counter)
-        tails = train.inputs[:, -longest:].tolist()
-        for tail, target in zip(tails, train.targets.tolist(), strict=True):
-            words = [t for t in tail if t != pad]
-            for n in range(3, len(words) + 1):
-                self.follow[tuple(words[-n:])][target] += 1
-
-    def probs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch, context) -> (batch, V) relative counts, and (batch,) the length matched (0: none)."""
-        probs = torch.zeros(len(inputs), self.size)
-        matched = torch.zeros(len(inputs), dtype=torch.long)
-        for row, tail in enumerate(inputs[:, -self.longest:].tolist()):
-            words = [t for t in tail if t != self.pad]
-            for n in range(len(words), 2, -1):
-                follow = self.follow.get(tuple(words[-n:]))
-                if follow is not None:
-                    total = sum(follow.values())
-                    for word, count in follow.items():
-                        probs[row, word] = count / total
-                    matched[row] = n
-                    break
-        return probs, matched
-
-
 def longest(setup: Setup, longest_context: int) -> None:
-    """The shipped mixture with the longest-match memory mixed in where a context matched."""
-    memory = LongestMatch(setup.data, setup.size, setup.pad, longest_context)
+    """The shipped mixture with the phrase memory (memory.py: what followed the longest
+    training context of 3 to ``longest_context`` words) mixed in where one matched."""
+    train = WindowDataset.from_split(setup.data, "train", context_size_of(setup.data), setup.size)
+    memory = PhraseMemory.from_windows(train, setup.size, setup.vocab.start_id, setup.pad,
+                                       longest_context)
     mixture = summed(setup, setup.weight)
     matched: list[torch.Tensor] = []
 
