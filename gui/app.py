@@ -26,8 +26,10 @@ def load_engine(model_dir: str | None) -> SuggestionEngine:
     """The real engine; imported here so the window itself never imports it."""
     from input_method import Predictor
     from input_method.learn import default_history_path
+    from input_method.neighbours import default_cache_dir
 
-    return Predictor.load(model_dir, history=default_history_path(), threads=1)
+    return Predictor.load(model_dir, history=default_history_path(), threads=1,
+                          cache_dir=default_cache_dir())
 
 
 def build_parser() -> argparse.ArgumentParser:

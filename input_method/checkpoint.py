@@ -23,10 +23,11 @@ from typing import Any
 import torch
 
 from input_method.atomic import atomic_open
-from input_method.config import QUANTIZATIONS, ModelConfig, from_dict
+from input_method.config import QUANTIZATIONS, ModelConfig, NeighbourSettings, from_dict
 from input_method.errors import CheckpointError, ModelNotFoundError, TrainingError
 from input_method.memory import CountModel, PhraseMemory, TrigramWithMemory
 from input_method.model import NextWordModel
+from input_method.neighbours import NeighbourMemory
 from input_method.ngram import KneserNeyTrigram
 from input_method.vocab import Vocab
 
@@ -232,6 +233,36 @@ def load_ngram(payload: dict[str, Any], background: bool = False
     if ngram.vocab_size != len(payload["vocab"]) or not 0.0 <= weight < 1.0:
         raise CheckpointError("the checkpoint's n-gram does not fit its vocabulary or weight range")
     return ngram, weight
+
+
+def load_neighbours(payload: dict[str, Any], network: NextWordModel, ngram: CountModel | None,
+                    background: bool = False, cache_dir: Path | str | None = None
+                    ) -> NeighbourMemory | None:
+    """The neighbour memory a checkpoint mixes in (None if none): its states rebuilt by
+    ``network`` (the shipped one) from the phrase memory's text, on a worker thread when
+    ``background``. With ``cache_dir`` the built index is kept there and read back by
+    the next load of the same network and settings (seconds instead of minutes)."""
+    stored = (payload.get("ngram") or {}).get("neighbours")
+    if stored is None:
+        return None
+    if not isinstance(ngram, TrigramWithMemory):
+        raise CheckpointError("the checkpoint's neighbour memory has no phrase memory to "
+                              "rebuild its states from")
+    try:
+        settings = NeighbourSettings(**stored)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint's neighbour settings are damaged ({exc})") from None
+    memory = ngram.memory
+    cache = None
+    if cache_dir is not None:
+        name = NeighbourMemory.fingerprint(network, memory.text, settings)
+        cache = Path(cache_dir) / f"neighbours-{name}.pt"
+    neighbours = NeighbourMemory.building(network, memory.text, memory.start_id, memory.pad_id,
+                                          int(payload["context_size"]), settings,
+                                          memory.vocab_size, cache)
+    if not background:
+        neighbours.wait()
+    return neighbours
 
 
 def load_trained_on(model_path: Path | str, vocab: Vocab, device: str | torch.device,

@@ -104,10 +104,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from input_method.neighbours import default_cache_dir
     from input_method.predict import Predictor
 
-    predictor = Predictor.load(args.model, threads=1)
+    predictor = Predictor.load(args.model, threads=1, cache_dir=default_cache_dir())
     top_k = args.top_k or 5
+    if predictor.neighbours is not None and not predictor.neighbours.ready():
+        # One-off answers should be the engine's settled ones: wait for the memory.
+        print(f"building the neighbour memory (once; kept in {default_cache_dir()})",
+              file=sys.stderr)
+        predictor.neighbours.wait()
     if args.prefix:
         for prefix in args.prefix:
             _print_suggestions(prefix, predictor.predict(prefix, top_k))
@@ -154,7 +160,8 @@ def _export(args: argparse.Namespace) -> int:
     config = override(ExportConfig(), ngram_min_count=args.ngram_min_count,
                       data_dir=args.data_dir, tune_windows=args.tune_windows,
                       quantization=args.quantization,
-                      phrase_memory=True if args.phrase_memory else None)
+                      phrase_memory=True if args.phrase_memory else None,
+                      neighbours=True if args.neighbours else None)
     ngram = mixture.fit(args.model, config)
     path = export_checkpoint(args.model, args.output, ngram, config.quantization)
     if ngram is not None:
@@ -164,6 +171,9 @@ def _export(args: argparse.Namespace) -> int:
         if "memory" in ngram:
             print(f"and the phrase memory of its {ngram['memory']['words']:,} training words "
                   f"with weight {ngram['memory_weight']} inside the trigram's share")
+        if "neighbours" in ngram:
+            print(f"and the neighbour memory (its states rebuilt at load) with weight "
+                  f"{ngram['neighbours']['weight']}, T {ngram['neighbours']['temperature']}")
     print(f"exported {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB); "
           f"score it with: ime evaluate --model {args.output}")
     return 0
@@ -330,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ship the training text instead of the trigram's tables: the trigram "
                    "is rebuilt at load, and what followed the longest 3-6 word context seen "
                    "there is mixed in (needs --ngram-min-count 1)")
+    x.add_argument("--neighbours", action="store_true",
+                   help="also mix in what followed the training text's states nearest to the "
+                   "network's (kNN-LM; the states are rebuilt at load, a minute or two, and "
+                   "cached; needs --phrase-memory)")
     x.set_defaults(handler=_export)
 
     b = sub.add_parser("bench", help="measure latency, training and preprocessing speed",

@@ -173,6 +173,33 @@ class ExportConfig:
     memory_weights: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5)
     # "int8-rows", or "int4-groups": half the size, a little quality lost (checkpoint.py)
     quantization: str = "int8-rows"
+    # Also mix in the neighbour memory (neighbours.py): the network's states over the
+    # phrase memory's text, rebuilt at load; only its settings are stored. Needs
+    # phrase_memory. Its weight κ and temperature T are chosen on validation from:
+    neighbours: bool = False
+    neighbour_weights: tuple[float, ...] = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3)
+    # T as multiples of the median squared distance to the nearest stored state
+    neighbour_temperatures: tuple[float, ...] = (0.35, 0.5, 0.7, 1.0)
+
+
+@dataclass(frozen=True)
+class NeighbourSettings:
+    """How the neighbour memory (neighbours.py) is built and mixed in; a shipped model
+    stores these in its checkpoint."""
+
+    weight: float  # κ: its share of the final distribution
+    temperature: float  # T of exp(−squared distance / T), in the keys' units
+    k: int = 64  # stored states that vote
+    dims: int = 64  # PCA dimensions of a key
+    lists: int = 1024  # k-means inverted lists
+    probes: int = 16  # lists searched per query (1.5 % of the states)
+    seed: int = 0  # of the PCA sample and the k-means start
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight < 1.0 or not self.temperature > 0:
+            raise ValueError("the neighbours' weight must be in [0, 1) and T positive")
+        if min(self.k, self.dims, self.lists, self.probes) < 1:
+            raise ValueError("k, dims, lists and probes must be positive")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the trigram the last two ids of it. Results go to a table and to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -19,13 +20,13 @@ import torch
 from tqdm import tqdm
 
 from input_method.atomic import atomic_write_text
-from input_method.checkpoint import load_model, load_ngram, resolve_checkpoint
+from input_method.checkpoint import load_model, load_neighbours, load_ngram, resolve_checkpoint
 from input_method.config import EvalConfig
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
 from input_method.metrics import RankingTotals
 from input_method.mixture import last_two, ngram_context
-from input_method.model import window_logits
+from input_method.model import window_features
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.runtime import resolve_device
 from input_method.segment import HAN
@@ -94,8 +95,12 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 
     # The model as the engine serves it: with the n-gram it ships, if any, mixed in;
     # then the network alone is scored too, to show what each part brings.
-    ngram, weight = load_ngram(payload)
     started = time.perf_counter()
+    ngram, weight = load_ngram(payload)
+    # Built here and waited for (the engine builds it in the background); on the CPU,
+    # as the engine does: the index search is written for it.
+    neighbours = load_neighbours(payload, model.cpu(), ngram) if ngram is not None else None
+    model.to(device)
     model_scores = _Scores(vocab, is_han)
     network_scores = _Scores(vocab, is_han)
     with torch.inference_mode():
@@ -103,13 +108,15 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 test.batches(config.batch_size), desc="evaluate model",
                 total=test.num_batches(config.batch_size), unit="batch")):
             chars = _batch_slice(lengths, index, config.batch_size)
-            logits = window_logits(model, inputs.to(device), vocab.pad_id)
-            log_probs = torch.log_softmax(logits.float(), -1)
+            states = window_features(model, inputs.to(device), vocab.pad_id)  # (batch, hidden)
+            log_probs = torch.log_softmax(model.logits(states).float(), -1)
             if ngram is not None:
                 network_scores.add(log_probs, targets.to(device), chars)
                 log_probs = mix_log_probs(
                     log_probs, ngram.probs(ngram_context(inputs, vocab.pad_id)).to(device),
                     weight)
+            if neighbours is not None:
+                log_probs = neighbours.mix(log_probs.cpu(), states.cpu()).to(device)
             model_scores.add(log_probs, targets.to(device), chars)
     results: dict[str, Any] = {
         "model": model_scores.summary(),
@@ -119,6 +126,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         results["network_alone"] = network_scores.summary()
         results["ngram"] = {"weight": weight, "min_count": ngram.min_count,
                             "entries": ngram.entries()}
+    if neighbours is not None:
+        results["neighbours"] = dataclasses.asdict(neighbours.settings) | {
+            "states": len(neighbours.wait())}
 
     if config.baseline:
         started = time.perf_counter()

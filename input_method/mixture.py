@@ -18,6 +18,7 @@ way. Nothing here looks at the test split.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ from typing import Any
 import torch
 
 from input_method.checkpoint import dequantize_state_dict, load_model, quantize_state_dict
-from input_method.config import ExportConfig
+from input_method.config import ExportConfig, NeighbourSettings
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.errors import CheckpointError, CorpusError
 from input_method.memory import CountModel, PhraseMemory, TrigramWithMemory
 from input_method.metrics import RankingTotals
-from input_method.model import NextWordModel, window_logits
+from input_method.model import NextWordModel, window_features
+from input_method.neighbours import NeighbourIndex, NeighbourMemory, text_states
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.vocab import Vocab
 
@@ -94,7 +96,7 @@ def score_weights(model: NextWordModel, vocab: Vocab, ngram: CountModel,
     with torch.inference_mode():
         for inputs, targets in scored.batches(1000):
             network = torch.log_softmax(
-                window_logits(model.eval(), inputs, vocab.pad_id).float(), -1)
+                model.logits(window_features(model.eval(), inputs, vocab.pad_id)).float(), -1)
             counts = ngram.probs(ngram_context(inputs, vocab.pad_id))
             for weight in weights:
                 totals[weight].add(mix_log_probs(network, counts, weight), targets,
@@ -135,6 +137,9 @@ def fit(model_path: Path | str, config: ExportConfig) -> dict[str, Any] | None:
     if config.phrase_memory and config.ngram_min_count != 1:
         raise CheckpointError("--phrase-memory rebuilds the whole trigram from the text: "
                               "use it with --ngram-min-count 1")
+    if config.neighbours and not config.phrase_memory:
+        raise CheckpointError("--neighbours rebuilds its states from the phrase memory's "
+                              "text: use it with --phrase-memory")
     model, vocab, payload = load_model(model_path, "cpu")
     # The weight is chosen for the network as it will ship, after quantisation.
     model.load_state_dict(dequantize_state_dict(
@@ -154,7 +159,15 @@ def fit(model_path: Path | str, config: ExportConfig) -> dict[str, Any] | None:
         model, vocab, ngram, memory, weight, config.data_dir, int(payload["context_size"]),
         config.tune_windows, config.memory_weights)
     validation["by_memory_weight"] = by_memory
-    return memory_payload(ngram, memory, weight, memory_weight, validation)
+    stored = memory_payload(ngram, memory, weight, memory_weight, validation)
+    if config.neighbours:
+        settings, by_neighbours = choose_neighbours(
+            model, vocab, TrigramWithMemory(ngram, memory, memory_weight), memory, weight,
+            config, int(payload["context_size"]))
+        validation["by_neighbour_setting"] = by_neighbours
+        if settings is not None:
+            stored["neighbours"] = dataclasses.asdict(settings)
+    return stored
 
 
 def build_memory(data_dir: Path | str, vocab: Vocab) -> PhraseMemory:
@@ -190,3 +203,57 @@ def memory_payload(trigram: KneserNeyTrigram, memory: PhraseMemory, weight: floa
                          "--ngram-min-count 1")
     return {"memory": memory.pack(), "memory_weight": memory_weight, "weight": weight,
             "min_count": 1, "entries": trigram.entries(), "validation": validation}
+
+
+def build_neighbours(model: NextWordModel, memory: PhraseMemory, context_size: int,
+                     settings: NeighbourSettings) -> NeighbourIndex:
+    """The neighbour index of the memory's text, from ``model``'s states (neighbours.py)."""
+    states, nexts = text_states(model, memory.text.astype("int64"), memory.start_id,
+                                memory.pad_id, context_size)
+    return NeighbourIndex.build(states, nexts, settings)
+
+
+def choose_neighbours(model: NextWordModel, vocab: Vocab, counts: CountModel,
+                      memory: PhraseMemory, weight: float, config: ExportConfig,
+                      context_size: int
+                      ) -> tuple[NeighbourSettings | None, dict[str, dict[str, float]]]:
+    """The neighbour memory's κ and T, chosen after λ and ν by the same rule (the best
+    validation hit@5, then the lower loss); None when κ 0 wins.
+
+    T is tried at multiples of the median squared distance from a validation state
+    to its nearest stored state (its scale depends on the network), and stored as
+    the value itself.
+    """
+    base = NeighbourSettings(weight=0.0, temperature=1.0)
+    index = build_neighbours(model, memory, context_size, base)
+    data = Path(config.data_dir)
+    scored = WindowDataset.from_split(data, "valid", context_size_of(data), len(vocab),
+                                      config.tune_windows).last_words(context_size)
+    totals: dict[tuple[float, float], RankingTotals] = {}
+    temperatures: list[float] = []
+    with torch.inference_mode():
+        for inputs, targets in scored.batches(1000):
+            states = window_features(model.eval(), inputs, vocab.pad_id)
+            mixed = mix_log_probs(torch.log_softmax(model.logits(states).float(), -1),
+                                  counts.probs(ngram_context(inputs, vocab.pad_id)), weight)
+            distances, words = index.search(states, base.k, base.probes)
+            if not temperatures:
+                typical = float(distances[:, 0].median())
+                temperatures = [round(typical * m, 3) for m in config.neighbour_temperatures]
+            for temperature in temperatures:
+                votes = torch.softmax(-distances / temperature, 1).nan_to_num_(0.0)
+                neighbours = torch.zeros_like(mixed).scatter_add_(1, words, votes)
+                for kappa in config.neighbour_weights:
+                    log_probs = NeighbourMemory.mix_probs(mixed, neighbours, kappa)
+                    totals.setdefault((temperature, kappa), RankingTotals()).add(
+                        log_probs, targets, vocab.special_ids)
+    scores = {key: t.summary() for key, t in totals.items()}
+    table = {f"T {t} κ {k}": {"perplexity": round(s["perplexity"], 2),
+                              "hit@1": round(s["hit@1"], 4), "hit@5": round(s["hit@5"], 4)}
+             for (t, k), s in scores.items()}
+    temperature, kappa = max(scores, key=lambda key: (scores[key]["hit@5"],
+                                                      -scores[key]["loss"]))
+    log.info("neighbour memory: κ %.2f, T %.3f chosen: %s", kappa, temperature, table)
+    if kappa <= 0:
+        return None, table
+    return dataclasses.replace(base, weight=kappa, temperature=temperature), table

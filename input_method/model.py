@@ -171,9 +171,13 @@ def align_left(windows: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.
     return windows.gather(1, index), width - pads
 
 
-def window_logits(model: NextWordModel, windows: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """Next-word logits for left-padded windows: (batch, context) -> (batch, vocab)."""
+def window_features(model: NextWordModel, windows: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """The network's state after each left-padded window: (batch, context) -> (batch, hidden)."""
     aligned, lengths = align_left(windows, pad_id)
     features, _ = model.features(aligned)  # (batch, context, hidden)
-    last = features[torch.arange(len(lengths), device=features.device), lengths - 1]
-    return model.logits(last)
+    return features[torch.arange(len(lengths), device=features.device), lengths - 1]
+
+
+def window_logits(model: NextWordModel, windows: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Next-word logits for left-padded windows: (batch, context) -> (batch, vocab)."""
+    return model.logits(window_features(model, windows, pad_id))

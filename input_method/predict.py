@@ -21,13 +21,14 @@ from typing import Any
 import torch
 
 from input_method.adapt import adapt, load_adapted, save_adapted, weights_fingerprint
-from input_method.checkpoint import load_model, load_ngram
+from input_method.checkpoint import load_model, load_neighbours, load_ngram
 from input_method.config import DEFAULT_MODEL_DIR, AdaptConfig
 from input_method.corpus import clean_text
 from input_method.learn import ADAPTED_BLEND, BLEND, UserModel
 from input_method.memory import CountModel
 from input_method.mixture import ngram_context_ids
 from input_method.model import NextWordModel, State
+from input_method.neighbours import NeighbourMemory, default_cache_dir
 from input_method.ngram import mix_log_probs
 from input_method.pinyin import PinyinIndex, normalize_typed
 from input_method.segment import Segmenter, current_sentence
@@ -51,7 +52,8 @@ class Predictor:
     def __init__(self, model: NextWordModel, vocab: Vocab, context_size: int,
                  segmenter: Segmenter | None = None, name: str = "",
                  user_model: UserModel | None = None, int8_output: bool = True,
-                 ngram: CountModel | None = None, ngram_weight: float = 0.0) -> None:
+                 ngram: CountModel | None = None, ngram_weight: float = 0.0,
+                 neighbours: NeighbourMemory | None = None) -> None:
         self.base_model = model.eval()  # never changed; adapt() fine-tunes a copy
         self._int8_output = int8_output
         # The network as the engine runs it (serving.py): step-wise cells and,
@@ -66,6 +68,11 @@ class Predictor:
         # The trigram shipped with the model, mixed into every distribution (mixture.py).
         self.ngram = ngram
         self.ngram_weight = ngram_weight if ngram is not None else 0.0
+        # The neighbour memory (neighbours.py), if the model ships one: its states come
+        # from the base network, so it is mixed in only while that network serves, and
+        # only once built (it is built on a worker thread: a minute or two, or read
+        # back from its cache).
+        self.neighbours = neighbours
         self.adapted = False
         if self._adapted_path is not None and self._adapted_path.is_file():
             adapted = load_adapted(self._adapted_path, model, weights_fingerprint(model))
@@ -86,7 +93,8 @@ class Predictor:
     @classmethod
     def load(cls, model_dir: Path | str | None = None, user_dict: str | None = None,
              history: Path | str | None = None, learning: bool = True,
-             threads: int | None = None, int8_output: bool = True) -> Predictor:
+             threads: int | None = None, int8_output: bool = True,
+             cache_dir: Path | str | None = None) -> Predictor:
         """Load a model directory (or checkpoint file); no argument means the default model.
 
         ``history``: a file where :meth:`learn` keeps the user's word counts
@@ -95,6 +103,9 @@ class Predictor:
         learned or written. ``threads``: torch threads for this process; one is
         fastest for one prediction at a time (no waiting on a busy second core).
         ``int8_output=False`` serves the output layer in float32 (see serving.py).
+        ``cache_dir``: where a neighbour memory's index is kept between loads
+        (``neighbours.default_cache_dir()`` is the usual place); without one it is
+        rebuilt at every load. Until it is built, suggestions come without it.
         """
         if threads is not None:
             torch.set_num_threads(threads)
@@ -106,8 +117,9 @@ class Predictor:
         # A phrase memory's trigram is rebuilt on a worker thread while the engine
         # finishes loading (and a window opens); the first suggestion waits for it.
         ngram, weight = load_ngram(payload, background=True)
+        neighbours = load_neighbours(payload, model, ngram, background=True, cache_dir=cache_dir)
         return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output,
-                   ngram, weight)
+                   ngram, weight, neighbours)
 
     def learn(self, text: str) -> None:
         """Learn the user's word pairs from ``text`` (nothing when learning is off)."""
@@ -152,6 +164,13 @@ class Predictor:
                                          for i in positions])
                 ngram = self.ngram.probs(contexts).gather(1, targets[:, None])[:, 0]
                 probs = (1 - self.ngram_weight) * probs + self.ngram_weight * ngram
+            if self._neighbours_ready():
+                assert self.neighbours is not None
+                votes = self.neighbours.probs(features[0, positions])  # (targets, V)
+                found = votes.sum(1) > 0
+                weight = self.neighbours.settings.weight
+                mixed = (1 - weight) * probs + weight * votes.gather(1, targets[:, None])[:, 0]
+                probs = torch.where(found, mixed, probs)
         previous = [self.vocab.itos[self.vocab.start_id], *words]
         self.user_model.observe(
             probs.tolist(),
@@ -232,19 +251,32 @@ class Predictor:
         if previous is None:
             previous = self.vocab.itos[context_ids[-1]]
         with torch.inference_mode():
-            logits, _ = self.model(torch.tensor([context_ids]), last_only=True)  # (1, V)
-            log_probs = self.distributions(logits, [ngram_context_ids(context_ids, self.vocab.pad_id)])
+            model = self.model  # read once: adapt() may swap it from another thread
+            features, _ = model.features(torch.tensor([context_ids]))  # (1, seq, hidden)
+            last = features[:, -1]  # (1, hidden)
+            log_probs = self.distributions(
+                model.logits(last), [ngram_context_ids(context_ids, self.vocab.pad_id)], last)
             return self.user_model.blend(log_probs[0], previous)
 
-    def distributions(self, logits: torch.Tensor, contexts: list[list[int]]) -> torch.Tensor:
-        """The model's log-distributions from the network's ``logits`` (batch, V) and each
-        row's last context ids (``mixture.ngram_context_ids``): the shipped n-gram is
-        mixed in here, nowhere else."""
+    def distributions(self, logits: torch.Tensor, contexts: list[list[int]],
+                      states: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's log-distributions from the network's ``logits`` (batch, V), each
+        row's last context ids (``mixture.ngram_context_ids``) and the network's
+        ``states`` (batch, hidden) they came from: the shipped n-gram and neighbour
+        memory are mixed in here, nowhere else."""
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch, V)
-        if self.ngram is None:
-            return log_probs
-        return mix_log_probs(log_probs, self.ngram.probs(torch.tensor(contexts)),
-                             self.ngram_weight)
+        if self.ngram is not None:
+            log_probs = mix_log_probs(log_probs, self.ngram.probs(torch.tensor(contexts)),
+                                      self.ngram_weight)
+        if states is not None and self._neighbours_ready():
+            assert self.neighbours is not None
+            log_probs = self.neighbours.mix(log_probs, states)
+        return log_probs
+
+    def _neighbours_ready(self) -> bool:
+        """Whether the neighbour memory is built and fits the network now served."""
+        return (self.neighbours is not None and not self.adapted
+                and self.neighbours.available())
 
     def predict(self, prefix: str, top_k: int = 5, pinyin: str | None = None) -> list[Suggestion]:
         """The ``top_k`` most likely next words after ``prefix``, best first, with probabilities.
@@ -313,7 +345,7 @@ class Predictor:
             pad = self.vocab.pad_id
             for depth in range(max_words):
                 before = [ngram_context_ids(context_ids + path, pad) for path in paths]
-                log_probs = self.distributions(model.logits(last), before)  # (beams, V)
+                log_probs = self.distributions(model.logits(last), before, last)  # (beams, V)
                 log_probs[:, self._never] = -math.inf
                 total = (scores[:, None] + log_probs).flatten()
                 scores, flat = torch.topk(total, min(width, len(total)))
@@ -386,7 +418,7 @@ class TypingSession:
         predictor = self.predictor
         with torch.inference_mode():
             before = ngram_context_ids(self._ids, predictor.vocab.pad_id)
-            log_probs = predictor.distributions(model.logits(last), [before])[0]  # (V,)
+            log_probs = predictor.distributions(model.logits(last), [before], last)[0]  # (V,)
             log_probs = predictor.user_model.blend(log_probs, previous)
         return predictor.top_words(log_probs, top_k, pinyin)
 
@@ -435,7 +467,7 @@ class TypingSession:
 
 @functools.lru_cache(maxsize=1)
 def _default_predictor() -> Predictor:
-    return Predictor.load()
+    return Predictor.load(cache_dir=default_cache_dir())
 
 
 def predict_next_word(prefix: str, top_k: int = 5) -> list[Suggestion]:

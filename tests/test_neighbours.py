@@ -1,0 +1,221 @@
+"""Tests for the neighbour memory: the network's states over the training text (kNN-LM)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from input_method.checkpoint import export_checkpoint, load_model, load_neighbours, load_ngram
+from input_method.config import ExportConfig, ModelConfig, NeighbourSettings
+from input_method.errors import CheckpointError
+from input_method.mixture import fit
+from input_method.model import NextWordModel
+from input_method.neighbours import (
+    NeighbourIndex,
+    NeighbourMemory,
+    text_pieces,
+    text_states,
+)
+
+PAD, START, V = 0, 2, 12
+TEXT = np.array([START, 3, 4, 5, 6, START, 3, 4, 5, 7, 8, START, 9, 4, 5, 6, 3, 4, 7, 8, 9])
+
+
+def network(hidden: int = 8) -> NextWordModel:
+    torch.manual_seed(0)
+    return NextWordModel(ModelConfig(vocab_size=V, cell="gru", embedding_dim=6,
+                                     hidden_size=hidden, softmax="full")).eval()
+
+
+def settings(**changes) -> NeighbourSettings:
+    return dataclasses.replace(NeighbourSettings(weight=0.3, temperature=1.0, k=4, dims=4,
+                                                 lists=3, probes=3), **changes)
+
+
+def test_every_word_is_a_target_once_in_text_order():
+    """The pieces score each word after its sentence's <s> once, in order, with at most
+    context_size inputs, as training cuts sentences."""
+    pieces = list(text_pieces(TEXT, START, PAD, context_size=4))
+    targets = [t for _, scored in pieces for t in scored if t != PAD]
+    assert targets == [w for w in TEXT.tolist() if w != START]
+    assert all(len(inputs) == len(scored) == 4 for inputs, scored in pieces)
+
+
+def test_states_are_the_networks_own_before_each_word():
+    """The state stored for a word is the network's output after the words before it
+    (here the whole sentence fits one piece)."""
+    model = network()
+    states, nexts = text_states(model, TEXT[:5], START, PAD, context_size=8)
+    assert nexts.tolist() == [3, 4, 5, 6]
+    with torch.inference_mode():
+        expected, _ = model.features(torch.tensor([[START, 3, 4, 5]]))
+    torch.testing.assert_close(states, expected[0])
+
+
+def test_searching_every_list_finds_the_exact_nearest():
+    """With every list probed the inverted lists give the exact k nearest keys (by
+    squared distance after the PCA), and their next words."""
+    generator = torch.Generator().manual_seed(1)
+    states = torch.randn(300, 8, generator=generator)
+    nexts = torch.randint(3, V, (300,), generator=generator, dtype=torch.int32)
+    index = NeighbourIndex.build(states, nexts, settings(dims=8, lists=5))
+    queries = torch.randn(6, 8, generator=generator)
+    distances, words = index.search(queries, k=4, probes=5)
+    keys = (states - index.mean) @ index.projection
+    exact = torch.cdist((queries - index.mean) @ index.projection, keys) ** 2
+    expected_d, expected_i = torch.topk(exact, 4, largest=False)
+    torch.testing.assert_close(distances, expected_d, atol=2e-2, rtol=1e-2)  # float16 keys
+    assert torch.equal(words, nexts[expected_i].long())
+
+
+def test_the_index_round_trips_and_damage_is_a_value_error(tmp_path):
+    """to_dict() survives a weights_only save and load; another format is refused."""
+    model = network()
+    index = NeighbourIndex.build(*text_states(model, TEXT, START, PAD, 4), settings())
+    torch.save(index.to_dict(), tmp_path / "i.pt")
+    back = NeighbourIndex.from_dict(torch.load(tmp_path / "i.pt", weights_only=True))
+    query = torch.randn(2, 8)
+    assert all(torch.equal(a, b) for a, b in zip(back.search(query, 4, 3),
+                                                 index.search(query, 4, 3), strict=True))
+    with pytest.raises(ValueError):
+        NeighbourIndex.from_dict(index.to_dict() | {"format": 99})
+    with pytest.raises(ValueError):
+        NeighbourIndex.from_dict(index.to_dict() | {"nexts": index.nexts[:-1]})
+
+
+def test_mixing_keeps_a_distribution_and_leaves_rows_without_neighbours():
+    """(1 − κ) P + κ P_neighbours sums to one; a row whose votes are all zero (no key
+    in its lists) keeps P; κ 0 changes nothing."""
+    log_probs = torch.log_softmax(torch.randn(2, V), -1)
+    votes = torch.zeros(2, V)
+    votes[0, 5] = 1.0
+    mixed = NeighbourMemory.mix_probs(log_probs.clone(), votes, 0.25)
+    assert torch.allclose(mixed.exp().sum(1), torch.ones(2))
+    assert torch.isclose(mixed[0, 5].exp(), 0.75 * log_probs[0, 5].exp() + 0.25)
+    assert torch.equal(mixed[1], log_probs[1])
+    assert NeighbourMemory.mix_probs(log_probs, votes, 0.0) is log_probs
+
+
+def test_votes_are_a_distribution_over_the_neighbours_next_words():
+    """probs() spreads one unit of vote over the next words of the k nearest states."""
+    model = network()
+    memory = NeighbourMemory.building(model, TEXT, START, PAD, 4, settings(), V)
+    states, nexts = text_states(model, TEXT, START, PAD, 4)
+    votes = memory.probs(states[:3])
+    assert torch.allclose(votes.sum(1), torch.ones(3))
+    assert set(votes.nonzero()[:, 1].tolist()) <= set(nexts.tolist())
+
+
+def test_a_built_index_is_cached_and_read_back(tmp_path, monkeypatch):
+    """The first build writes the cache; the next load of the same network and text
+    reads it instead of running the network again."""
+    model = network()
+    cache = tmp_path / "cache" / "n.pt"
+    first = NeighbourMemory.building(model, TEXT, START, PAD, 4, settings(), V, cache).wait()
+    assert cache.is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr("input_method.neighbours.text_states", refuse)
+    second = NeighbourMemory.building(model, TEXT, START, PAD, 4, settings(), V, cache).wait()
+    assert torch.equal(second.keys, first.keys) and torch.equal(second.nexts, first.nexts)
+
+
+def test_a_failed_build_leaves_the_memory_unused(caplog):
+    """A build that fails is logged once; available() says False and nothing raises."""
+    memory = NeighbourMemory.building(network(), np.array([START]), START, PAD, 4,
+                                      settings(), V)
+    while not memory.ready():
+        pass
+    assert memory.available() is False
+    assert memory.available() is False
+    assert "could not be built" in caplog.text
+    with pytest.raises(ValueError):
+        memory.wait()
+
+
+def test_fingerprint_follows_the_network_text_and_index_settings():
+    """Another network, text or index setting names another cache file; κ and T do not."""
+    model = network()
+    base = NeighbourMemory.fingerprint(model, TEXT, settings())
+    assert NeighbourMemory.fingerprint(model, TEXT, settings(weight=0.1, temperature=3)) == base
+    assert NeighbourMemory.fingerprint(model, TEXT, settings(dims=3)) != base
+    assert NeighbourMemory.fingerprint(model, TEXT[:-1], settings()) != base
+    assert NeighbourMemory.fingerprint(network(hidden=9), TEXT, settings()) != base
+
+
+def test_bad_settings_are_refused():
+    """κ outside [0, 1), a temperature of 0 or a zero size are value errors."""
+    for changes in ({"weight": 1.0}, {"temperature": 0.0}, {"k": 0}, {"lists": 0}):
+        with pytest.raises(ValueError):
+            settings(**changes)
+
+
+def test_export_ships_the_settings_and_the_engine_mixes_the_memory(
+        tiny_model_dir, processed_dir, tmp_path):
+    """fit() with neighbours stores κ and T (not the states); Predictor.load rebuilds
+    the index from the phrase memory's text into its cache, and once built the
+    suggestions mix it in (they differ from the same engine without it)."""
+    from input_method.predict import Predictor
+
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.3,), phrase_memory=True, memory_weights=(0.5,),
+                          neighbours=True, neighbour_weights=(0.3,),
+                          neighbour_temperatures=(1.0,))
+    stored = fit(tiny_model_dir, config)
+    assert stored is not None and stored["neighbours"]["weight"] == 0.3
+    assert stored["neighbours"]["temperature"] > 0
+    assert "by_neighbour_setting" in stored["validation"]
+    export_checkpoint(tiny_model_dir, tmp_path / "m", stored)
+
+    predictor = Predictor.load(tmp_path / "m", cache_dir=tmp_path / "cache")
+    assert predictor.neighbours is not None
+    index = predictor.neighbours.wait()
+    assert list((tmp_path / "cache").glob("neighbours-*.pt"))
+    assert len(index) == len(predictor.ngram.memory.text) - int(
+        (predictor.ngram.memory.text == predictor.vocab.start_id).sum())
+    with_memory = predictor.next_word_log_probs([predictor.vocab.start_id])
+    assert torch.allclose(with_memory.exp().sum(), torch.tensor(1.0), atol=1e-4)
+    predictor.neighbours = None
+    assert not torch.equal(with_memory, predictor.next_word_log_probs([predictor.vocab.start_id]))
+
+
+def test_a_session_and_predict_agree_with_the_memory_mixed_in(tiny_model_dir, processed_dir,
+                                                             tmp_path):
+    """The incremental session gives what the stateless predict gives, neighbours included."""
+    from input_method.predict import Predictor
+
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.3,), phrase_memory=True, memory_weights=(0.5,),
+                          neighbours=True, neighbour_weights=(0.3,),
+                          neighbour_temperatures=(1.0,))
+    export_checkpoint(tiny_model_dir, tmp_path / "m", fit(tiny_model_dir, config))
+    predictor = Predictor.load(tmp_path / "m")
+    predictor.neighbours.wait()
+    session = predictor.session()
+    for prefix in ("今天", "今天天气", "我们"):
+        assert [w for w, _ in session.predict(prefix, 5)] == [
+            w for w, _ in predictor.predict(prefix, 5)]
+
+
+def test_neighbours_without_a_phrase_memory_are_refused(tiny_model_dir, processed_dir):
+    """Exporting neighbours needs the phrase memory; a checkpoint whose neighbour
+    settings are damaged or lack the memory fails to load with a CheckpointError."""
+    with pytest.raises(CheckpointError, match="phrase-memory"):
+        fit(tiny_model_dir, ExportConfig(ngram_min_count=1, data_dir=str(processed_dir),
+                                         neighbours=True))
+    model, _, payload = load_model(tiny_model_dir)
+    assert load_neighbours(payload, model, None) is None
+    with pytest.raises(CheckpointError, match="no phrase memory"):
+        load_neighbours({"ngram": {"neighbours": {}}}, model, None)
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.3,), phrase_memory=True, memory_weights=(0.5,))
+    payload["ngram"] = fit(tiny_model_dir, config)
+    ngram, _ = load_ngram(payload)
+    payload["ngram"]["neighbours"] = {"weight": 2.0, "temperature": 1.0}
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_neighbours(payload, model, ngram)
