@@ -32,7 +32,7 @@ from input_method.errors import CheckpointError, CorpusError
 from input_method.memory import CountModel, PhraseMemory, TrigramWithMemory
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, window_features
-from input_method.neighbours import NeighbourIndex, NeighbourMemory, text_states
+from input_method.neighbours import NeighbourIndex, NeighbourMemory
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.vocab import Vocab
 
@@ -208,9 +208,8 @@ def memory_payload(trigram: KneserNeyTrigram, memory: PhraseMemory, weight: floa
 def build_neighbours(model: NextWordModel, memory: PhraseMemory, context_size: int,
                      settings: NeighbourSettings) -> NeighbourIndex:
     """The neighbour index of the memory's text, from ``model``'s states (neighbours.py)."""
-    states, nexts = text_states(model, memory.text.astype("int64"), memory.start_id,
-                                memory.pad_id, context_size)
-    return NeighbourIndex.build(states, nexts, settings)
+    return NeighbourIndex.from_text(model, memory.text, memory.start_id, memory.pad_id,
+                                    context_size, settings)
 
 
 def choose_neighbours(model: NextWordModel, vocab: Vocab, counts: CountModel,

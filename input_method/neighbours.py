@@ -32,7 +32,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from input_method.model import NextWordModel
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+SAMPLE = 200_000  # states the PCA is fitted on
 
 
 def text_pieces(text: np.ndarray, start_id: int, pad_id: int, context_size: int
@@ -63,10 +64,16 @@ def text_pieces(text: np.ndarray, start_id: int, pad_id: int, context_size: int
 
 
 def text_states(network: NextWordModel, text: np.ndarray, start_id: int, pad_id: int,
-                context_size: int, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """The network's state before every word of ``text`` and that word: (N, hidden), (N,)."""
+                context_size: int, batch_size: int = 512, every: int = 1,
+                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's state before every word of ``text`` and that word: (N, hidden), (N,).
+
+    ``every``: only every n-th piece (a sample); ``reduce``: applied to each batch of
+    states as it comes (so the full-width states of the whole text are never held).
+    """
     states, nexts = [], []
-    pieces = text_pieces(text, start_id, pad_id, context_size)
+    pieces = itertools.islice(text_pieces(text, start_id, pad_id, context_size), 0, None, every)
     network = network.eval()
     with torch.inference_mode():
         while batch := list(itertools.islice(pieces, batch_size)):
@@ -74,7 +81,8 @@ def text_states(network: NextWordModel, text: np.ndarray, start_id: int, pad_id:
             targets = torch.tensor([piece[1] for piece in batch])  # (batch, context)
             features, _ = network.features(inputs)  # (batch, context, hidden)
             scored = targets != pad_id
-            states.append(features[scored].float())  # (scored, hidden), row by row
+            batch_states = features[scored].float()  # (scored, hidden), row by row
+            states.append(reduce(batch_states) if reduce is not None else batch_states)
             nexts.append(targets[scored])
     if not states:
         raise ValueError("the text has no words to remember")
@@ -92,22 +100,38 @@ class NeighbourIndex:
                 and len(offsets) == len(centroids) + 1):
             raise ValueError("the neighbour index's parts do not fit together")
         self.mean, self.projection, self.centroids = mean, projection, centroids
-        self.offsets, self.keys, self.nexts = offsets, keys, nexts.long()
+        self.offsets, self.keys, self.nexts = offsets, keys, nexts.int()
         self.key_norms = (keys.float() ** 2).sum(1)
         self.centroid_norms = (centroids ** 2).sum(1)
 
     @classmethod
-    def build(cls, states: torch.Tensor, nexts: torch.Tensor, settings: NeighbourSettings,
-              iterations: int = 8) -> NeighbourIndex:
-        """PCA to ``settings.dims``, then k-means into ``settings.lists`` lists."""
+    def build(cls, states: torch.Tensor, nexts: torch.Tensor, settings: NeighbourSettings
+              ) -> NeighbourIndex:
+        """From states in hand: PCA to ``settings.dims``, then k-means into lists."""
         generator = torch.Generator().manual_seed(settings.seed)
-        sample = states[torch.randperm(len(states), generator=generator)[:200_000]]
-        mean = sample.mean(0)
-        # The leading eigenvectors of the sample's covariance (exact, no random start).
-        _, vectors = torch.linalg.eigh(torch.cov((sample - mean).T))
-        dims = min(settings.dims, states.shape[1])
-        projection = vectors[:, -dims:].flip(1).contiguous()  # (hidden, dims), largest first
-        keys = (states - mean) @ projection  # (N, dims)
+        mean, projection = _principal(
+            states[torch.randperm(len(states), generator=generator)[:SAMPLE]], settings.dims)
+        return cls.group(mean, projection, (states - mean) @ projection, nexts, settings)
+
+    @classmethod
+    def from_text(cls, network: NextWordModel, text: np.ndarray, start_id: int, pad_id: int,
+                  context_size: int, settings: NeighbourSettings) -> NeighbourIndex:
+        """The index of ``network``'s states over ``text``, in two passes: the PCA from
+        every 8th piece, then every state reduced as it comes (the bundled corpus:
+        376 MB of keys in float32 while building, not 3 GB of full states)."""
+        sample, _ = text_states(network, text, start_id, pad_id, context_size, every=8)
+        mean, projection = _principal(sample[:SAMPLE], settings.dims)
+        del sample
+        keys, nexts = text_states(network, text, start_id, pad_id, context_size,
+                                  reduce=lambda states: (states - mean) @ projection)
+        return cls.group(mean, projection, keys, nexts, settings)
+
+    @classmethod
+    def group(cls, mean: torch.Tensor, projection: torch.Tensor, keys: torch.Tensor,
+              nexts: torch.Tensor, settings: NeighbourSettings, iterations: int = 8
+              ) -> NeighbourIndex:
+        """Reduced ``keys`` (N, dims) grouped by k-means into ``settings.lists`` lists."""
+        generator = torch.Generator().manual_seed(settings.seed)
         lists = min(settings.lists, len(keys))
         centroids = keys[torch.randperm(len(keys), generator=generator)[:lists]].clone()
         for _ in range(iterations):
@@ -116,6 +140,12 @@ class NeighbourIndex:
             counts = torch.bincount(assign, minlength=lists)
             moved = counts > 0  # an emptied list keeps its centroid
             centroids[moved] = sums[moved] / counts[moved, None]
+        # Empty lists go: identical keys (every sentence's first state is the same)
+        # draw several centroids to one point, and only the first of them gets keys;
+        # a query must not probe the others and find nothing.
+        centroids = centroids[torch.bincount(_nearest_centroid(keys, centroids),
+                                             minlength=lists) > 0]
+        lists = len(centroids)
         assign = _nearest_centroid(keys, centroids)
         order = torch.argsort(assign, stable=True)
         offsets = torch.cat([torch.zeros(1, dtype=torch.long),
@@ -167,10 +197,20 @@ def default_cache_dir() -> Path:
     return base / "input_method"
 
 
+def _principal(sample: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sample's mean and its ``dims`` leading principal directions (hidden, dims):
+    eigenvectors of its covariance, exact (no random start), largest first."""
+    mean = sample.mean(0)
+    _, vectors = torch.linalg.eigh(torch.cov((sample - mean).T))
+    dims = min(dims, sample.shape[1])
+    return mean, vectors[:, -dims:].flip(1).contiguous()
+
+
 def _nearest_centroid(keys: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     norms = (centroids ** 2).sum(1)
+    # In blocks: 50,000 keys × 1,024 centroids is 200 MB of distances at a time.
     return torch.cat([(norms[None, :] - 2 * block @ centroids.T).argmin(1)
-                      for block in keys.split(200_000)])
+                      for block in keys.split(50_000)])
 
 
 class NeighbourMemory:
@@ -194,8 +234,8 @@ class NeighbourMemory:
                     return NeighbourIndex.from_dict(torch.load(cache, weights_only=True))
                 except (ValueError, KeyError, RuntimeError, EOFError) as exc:
                     log.warning("neighbour cache %s unreadable (%s); rebuilding", cache, exc)
-            states, nexts = text_states(network, text, start_id, pad_id, context_size)
-            index = NeighbourIndex.build(states, nexts, settings)
+            index = NeighbourIndex.from_text(network, text, start_id, pad_id, context_size,
+                                             settings)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_open(cache, "wb", encoding=None) as handle:

@@ -219,3 +219,15 @@ def test_neighbours_without_a_phrase_memory_are_refused(tiny_model_dir, processe
     payload["ngram"]["neighbours"] = {"weight": 2.0, "temperature": 1.0}
     with pytest.raises(CheckpointError, match="damaged"):
         load_neighbours(payload, model, ngram)
+
+
+def test_identical_states_leave_no_empty_list_to_probe():
+    """Many identical states (every sentence starts from the same one) draw several
+    centroids to one point; the empty ones are dropped, so a query there finds votes."""
+    generator = torch.Generator().manual_seed(2)
+    states = torch.cat([torch.ones(150, 8), torch.randn(50, 8, generator=generator)])
+    nexts = torch.full((200,), 5, dtype=torch.int32)
+    index = NeighbourIndex.build(states, nexts, settings(dims=8, lists=40))
+    assert (index.offsets[1:] > index.offsets[:-1]).all()
+    distances, words = index.search(torch.ones(1, 8), k=4, probes=2)
+    assert torch.isfinite(distances).all() and words.tolist() == [[5, 5, 5, 5]]
