@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +218,7 @@ class NeighbourMemory:
 
     def __init__(self, index: NeighbourIndex | Future[NeighbourIndex],
                  settings: NeighbourSettings, vocab_size: int) -> None:
+        """``index``: built, or being built (:meth:`building`)."""
         self._index, self.settings, self.vocab_size = index, settings, vocab_size
         self._lock = threading.Lock()
         self._failed = False
@@ -242,9 +243,18 @@ class NeighbourMemory:
                     torch.save(index.to_dict(), handle)
             return index
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neighbours")
-        future = pool.submit(build)
-        pool.shutdown(wait=False)
+        # A daemon thread, not an executor's: a short-lived process (``ime learn``) must
+        # not wait minutes at exit for an index it never used; the cache is written
+        # atomically, so being stopped half-way leaves no broken file.
+        future: Future[NeighbourIndex] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(build())
+            except BaseException as exc:  # handed to whoever waits for the index
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="neighbours", daemon=True).start()
         return cls(future, settings, vocab_size)
 
     @staticmethod

@@ -231,3 +231,24 @@ def test_identical_states_leave_no_empty_list_to_probe():
     assert (index.offsets[1:] > index.offsets[:-1]).all()
     distances, words = index.search(torch.ones(1, 8), k=4, probes=2)
     assert torch.isfinite(distances).all() and words.tolist() == [[5, 5, 5, 5]]
+
+
+def test_the_build_runs_on_a_daemon_thread(monkeypatch):
+    """A process that never waits for the index (ime learn) can exit while it builds:
+    the worker is a daemon thread, and ready() says False until it ends."""
+    import threading
+
+    release = threading.Event()
+
+    def slow(*args, **kwargs):
+        release.wait(10)
+        raise ValueError("stopped")
+
+    monkeypatch.setattr(NeighbourIndex, "from_text", slow)
+    memory = NeighbourMemory.building(network(), TEXT, START, PAD, 4, settings(), V)
+    workers = [t for t in threading.enumerate() if t.name == "neighbours"]
+    assert workers and all(t.daemon for t in workers)
+    assert not memory.ready() and not memory.available()
+    release.set()
+    with pytest.raises(ValueError, match="stopped"):
+        memory.wait()
