@@ -71,8 +71,7 @@ def latency(model_dir: Path, data_dir: Path, sentences: int = 300, seed: int = 0
     ready_s = time.perf_counter() - started
     # Likewise a neighbour memory, built from scratch here (no cache): the key presses
     # below are timed with it mixed in, as the engine runs once it is built.
-    if predictor.neighbours is not None:
-        predictor.neighbours.wait()
+    predictor.wait_until_ready()
     neighbours_s = time.perf_counter() - started
     texts = _sentences(data_dir, sentences, seed)
     predictor.predict("热身", 5)  # first-call allocations are not a key press

@@ -113,7 +113,7 @@ def _predict(args: argparse.Namespace) -> int:
         # One-off answers should be the engine's settled ones: wait for the memory.
         print(f"building the neighbour memory (once; kept in {default_cache_dir()})",
               file=sys.stderr)
-        predictor.neighbours.wait()
+        predictor.wait_until_ready()
     if args.prefix:
         for prefix in args.prefix:
             _print_suggestions(prefix, predictor.predict(prefix, top_k))

@@ -121,6 +121,14 @@ class Predictor:
         return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output,
                    ngram, weight, neighbours)
 
+    def wait_until_ready(self) -> None:
+        """Wait for what loading left building on worker threads (the trigram rebuilt from a
+        phrase memory, the neighbour memory), so that suggestions from now on are the
+        engine's settled ones: measurements call this first."""
+        getattr(self.ngram, "trigram", None)
+        if self.neighbours is not None:
+            self.neighbours.wait()
+
     def learn(self, text: str) -> None:
         """Learn the user's word pairs from ``text`` (nothing when learning is off)."""
         self.learn_texts([text])

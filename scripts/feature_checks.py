@@ -38,6 +38,7 @@ from pathlib import Path
 
 from input_method import Predictor
 from input_method.corpus import bundled_corpus, clean_text, read_texts
+from input_method.neighbours import default_cache_dir
 from input_method.pinyin import readings_of
 from input_method.segment import HAN
 
@@ -45,7 +46,8 @@ from input_method.segment import HAN
 def fuzz(model: str, count: int, seed: int) -> dict:
     """Random prefixes through predict and a session; exceptions are counted, not raised."""
     rng = random.Random(seed)
-    predictor = Predictor.load(model, threads=1)
+    predictor = Predictor.load(model, threads=1, cache_dir=default_cache_dir())
+    predictor.wait_until_ready()  # measure the settled engine
     session = predictor.session()
     pools = ["我今天去北京，", "abcXYZ 123", "😀🚀\u200b\u202e", "\x00\x07\t\r\n", "。！？…；",
              "們說體會裡", "ＡＢＣ１２３", "\ud800\udfff", "ㄅㄆㄇ", "한국어", "русский"]
@@ -77,7 +79,8 @@ def _token_sentences(path: Path) -> list[list[str]]:
 
 def pinyin(model: str, data_dir: str, count: int, seed: int) -> dict:
     """Top-5 hit rate of random test words with and without their initials typed."""
-    predictor = Predictor.load(model, threads=1)
+    predictor = Predictor.load(model, threads=1, cache_dir=default_cache_dir())
+    predictor.wait_until_ready()  # measure the settled engine
     sentences = _token_sentences(Path(data_dir) / "test.tokens.txt")
     rng = random.Random(seed)
     cases = []
@@ -194,7 +197,8 @@ def engines(model: str, text_file: str | None, tokens_file: str | None,
     split's ``test.tokens.txt``). ``online``: both engines learn each sentence
     once it is typed, from an empty history (kept in memory), as in use.
     """
-    predictor = Predictor.load(model, threads=1)
+    predictor = Predictor.load(model, threads=1, cache_dir=default_cache_dir())
+    predictor.wait_until_ready()  # measure the settled engine
     if tokens_file:
         sentences = _token_sentences(Path(tokens_file))
     else:
@@ -268,7 +272,8 @@ def domain(model: str, texts: int, seed: int, history: str, text_file: str | Non
     random.Random(seed).shuffle(pool)
     learn, test = pool[:texts], pool[texts:2 * texts]
     Path(history).unlink(missing_ok=True)
-    predictor = Predictor.load(model, history=history, threads=1)
+    predictor = Predictor.load(model, history=history, threads=1, cache_dir=default_cache_dir())
+    predictor.wait_until_ready()  # measure the settled engine
     constant = _score(predictor, test, constant=True)
     before = _score(predictor, test)
     for text in learn:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from input_method import Predictor
+from input_method.neighbours import default_cache_dir
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -40,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(args.seed).shuffle(lines)
     texts = ["".join(line.split()) for line in lines]
     with tempfile.TemporaryDirectory() as tmp:
-        predictor = Predictor.load(args.model, history=Path(tmp) / "history.json", threads=1)
+        predictor = Predictor.load(args.model, history=Path(tmp) / "history.json", threads=1,
+                                   cache_dir=default_cache_dir())
+        predictor.wait_until_ready()  # measure the settled engine
         started = time.perf_counter()
         predictor.learn_texts(texts[:20_000])
         fill_seconds = time.perf_counter() - started

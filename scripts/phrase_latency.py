@@ -15,6 +15,7 @@ import time
 
 from gui.engine import suggest
 from input_method import Predictor
+from input_method.neighbours import default_cache_dir
 
 TEXTS = ["我今天去北京参加一个会议，讨论中国经济的发展问题", "这本书的质量很好，物流也很快，下次还会再来买的",
          "人民日报记者报道，新年前夕各地群众纷纷举行活动", "酒店的位置不错，但是房间有点小，服务态度一般"]
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
     args = parser.parse_args(argv)
-    predictor = Predictor.load(args.model, threads=1)
+    predictor = Predictor.load(args.model, threads=1, cache_dir=default_cache_dir())
+    predictor.wait_until_ready()  # measure the settled engine
     for phrases in (0, 2):
         session, times = predictor.session(), []
         for text in TEXTS:

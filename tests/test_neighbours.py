@@ -195,7 +195,8 @@ def test_a_session_and_predict_agree_with_the_memory_mixed_in(tiny_model_dir, pr
                           neighbour_temperatures=(1.0,))
     export_checkpoint(tiny_model_dir, tmp_path / "m", fit(tiny_model_dir, config))
     predictor = Predictor.load(tmp_path / "m")
-    predictor.neighbours.wait()
+    predictor.wait_until_ready()
+    assert predictor.neighbours.ready() and predictor._neighbours_ready()
     session = predictor.session()
     for prefix in ("今天", "今天天气", "我们"):
         assert [w for w, _ in session.predict(prefix, 5)] == [
