@@ -177,9 +177,9 @@ class ExportConfig:
     # phrase memory's text, rebuilt at load; only its settings are stored. Needs
     # phrase_memory. Its weight κ and temperature T are chosen on validation from:
     neighbours: bool = False
-    neighbour_weights: tuple[float, ...] = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3)
+    neighbour_weights: tuple[float, ...] = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
     # T as multiples of the median squared distance to the nearest stored state
-    neighbour_temperatures: tuple[float, ...] = (0.35, 0.5, 0.7, 1.0)
+    neighbour_temperatures: tuple[float, ...] = (0.35, 0.5, 0.7, 1.0, 1.4)
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,9 @@ class NeighbourIndex:
     def group(cls, mean: torch.Tensor, projection: torch.Tensor, keys: torch.Tensor,
               nexts: torch.Tensor, settings: NeighbourSettings, iterations: int = 8
               ) -> NeighbourIndex:
-        """Reduced ``keys`` (N, dims) grouped by k-means into ``settings.lists`` lists."""
+        """Reduced ``keys`` (N, dims) grouped by k-means into ``settings.lists`` lists,
+        after identical keys beyond ``settings.k`` copies are thinned out."""
+        keys, nexts = _thin_duplicates(keys, nexts, settings.k)
         generator = torch.Generator().manual_seed(settings.seed)
         lists = min(settings.lists, len(keys))
         centroids = keys[torch.randperm(len(keys), generator=generator)[:lists]].clone()
@@ -199,6 +201,31 @@ def default_cache_dir() -> Path:
     a neighbour index between loads."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "input_method"
+
+
+def _thin_duplicates(keys: torch.Tensor, nexts: torch.Tensor, keep: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``keep`` rows of each set of identical keys (as stored, in float16), evenly
+    spaced through the text; everything else as it was, in text order.
+
+    Every sentence starts from the same state: 72,268 identical keys in the bundled
+    corpus, one k-means list that every query near it had to search (0.8 ms). Tied at
+    the same distance, at most k of them can vote anyway; an even spread of k of them
+    votes for the sentence starts of the whole text, not of its first pages.
+    """
+    _, inverse, counts = torch.unique(keys.half().view(torch.int16), dim=0,
+                                      return_inverse=True, return_counts=True)
+    if len(counts) == 0 or int(counts.max()) <= keep:
+        return keys, nexts
+    order = torch.argsort(inverse, stable=True)  # each set together, in text order
+    group = inverse[order]
+    starts = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]])
+    rank, size = torch.arange(len(order)) - starts[group], counts[group]
+    slot = rank * keep // size  # keep slots per set; a set of at most keep rows: one each
+    first = (rank == 0) | (slot != (rank - 1) * keep // size)
+    kept = torch.sort(order[first]).values
+    log.info("%d identical keys beyond %d copies left out", len(keys) - len(kept), keep)
+    return keys[kept], nexts[kept]
 
 
 def _principal(sample: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -223,12 +223,14 @@ def test_neighbours_without_a_phrase_memory_are_refused(tiny_model_dir, processe
 
 
 def test_identical_states_leave_no_empty_list_to_probe():
-    """Many identical states (every sentence starts from the same one) draw several
-    centroids to one point; the empty ones are dropped, so a query there finds votes."""
+    """Many identical states (every sentence starts from the same one) are thinned to k
+    copies; centroids drawn to one point leave empty lists, which are dropped, so a
+    query there finds votes."""
     generator = torch.Generator().manual_seed(2)
     states = torch.cat([torch.ones(150, 8), torch.randn(50, 8, generator=generator)])
     nexts = torch.full((200,), 5, dtype=torch.int32)
     index = NeighbourIndex.build(states, nexts, settings(dims=8, lists=40))
+    assert len(index) == 50 + 4  # the 150 identical ones thinned to k copies
     assert (index.offsets[1:] > index.offsets[:-1]).all()
     distances, words = index.search(torch.ones(1, 8), k=4, probes=2)
     assert torch.isfinite(distances).all() and words.tolist() == [[5, 5, 5, 5]]
@@ -253,3 +255,21 @@ def test_the_build_runs_on_a_daemon_thread(monkeypatch):
     release.set()
     with pytest.raises(ValueError, match="stopped"):
         memory.wait()
+
+
+def test_identical_keys_beyond_k_are_thinned_evenly_and_the_rest_kept():
+    """A set of identical keys keeps k copies spread evenly through the text (their next
+    words sample the whole set); distinct keys all stay, in text order."""
+    from input_method.neighbours import _thin_duplicates
+
+    keys = torch.cat([torch.zeros(12, 3), torch.arange(1.0, 10.0).repeat(3, 1).T])
+    keys = keys[torch.randperm(21, generator=torch.Generator().manual_seed(3))]
+    nexts = torch.arange(21, dtype=torch.int32)
+    thin_keys, thin_nexts = _thin_duplicates(keys, nexts, keep=4)
+    zero_rows = nexts[(keys == 0).all(1)]
+    assert len(thin_keys) == 9 + 4  # the rows 1..9 are distinct, the 12 zeros thinned to 4
+    kept_zero = thin_nexts[(thin_keys == 0).all(1)]
+    assert kept_zero.tolist() == zero_rows[[0, 3, 6, 9]].tolist()
+    assert thin_nexts.tolist() == sorted(thin_nexts.tolist())
+    same_keys, same_nexts = _thin_duplicates(keys, nexts, keep=13)
+    assert torch.equal(same_keys, keys) and torch.equal(same_nexts, nexts)
