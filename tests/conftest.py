@@ -11,6 +11,8 @@ import tempfile
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Anything that learns from typing writes its history here, never in the real home.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="ime-tests-")
+# A neighbour memory's index is cached here, never in the real home.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ime-tests-cache-")
 
 import json  # noqa: E402
 from dataclasses import replace  # noqa: E402

@@ -273,3 +273,15 @@ def test_identical_keys_beyond_k_are_thinned_evenly_and_the_rest_kept():
     assert thin_nexts.tolist() == sorted(thin_nexts.tolist())
     same_keys, same_nexts = _thin_duplicates(keys, nexts, keep=13)
     assert torch.equal(same_keys, keys) and torch.equal(same_nexts, nexts)
+
+
+def test_the_default_cache_is_under_xdg_cache_home(monkeypatch, tmp_path):
+    """default_cache_dir() follows $XDG_CACHE_HOME, and ~/.cache without it."""
+    from pathlib import Path
+
+    from input_method.neighbours import default_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "input_method"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "input_method"
