@@ -67,7 +67,8 @@ def main() -> None:
                         default=[0, 0.1, 0.15, 0.2, 0.25, 0.3])
     parser.add_argument("--lists", type=int, default=1024,
                         help="k-means lists searched as the engine does (0: exact search)")
-    parser.add_argument("--probes", type=int, default=16, help="lists searched per query")
+    parser.add_argument("--probes", type=int, default=NeighbourSettings.probes,
+                        help="lists searched per query")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
