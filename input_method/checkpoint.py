@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -236,12 +237,13 @@ def load_ngram(payload: dict[str, Any], background: bool = False
 
 
 def load_neighbours(payload: dict[str, Any], network: NextWordModel, ngram: CountModel | None,
-                    background: bool = False, cache_dir: Path | str | None = None
-                    ) -> NeighbourMemory | None:
+                    background: bool = False, cache_dir: Path | str | None = None,
+                    after: Callable[[], object] | None = None) -> NeighbourMemory | None:
     """The neighbour memory a checkpoint mixes in (None if none): its states rebuilt by
     ``network`` (the shipped one) from the phrase memory's text, on a worker thread when
     ``background``. With ``cache_dir`` the built index is kept there and read back by
-    the next load of the same network and settings (seconds instead of minutes)."""
+    the next load of the same network and settings (seconds instead of minutes).
+    ``after``: what the build waits for first (NeighbourMemory.building)."""
     stored = (payload.get("ngram") or {}).get("neighbours")
     if stored is None:
         return None
@@ -259,7 +261,7 @@ def load_neighbours(payload: dict[str, Any], network: NextWordModel, ngram: Coun
         cache = Path(cache_dir) / f"neighbours-{name}.pt"
     neighbours = NeighbourMemory.building(network, memory.text, memory.start_id, memory.pad_id,
                                           int(payload["context_size"]), settings,
-                                          memory.vocab_size, cache)
+                                          memory.vocab_size, cache, after)
     if not background:
         neighbours.wait()
     return neighbours

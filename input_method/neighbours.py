@@ -257,10 +257,14 @@ class NeighbourMemory:
     @classmethod
     def building(cls, network: NextWordModel, text: np.ndarray, start_id: int, pad_id: int,
                  context_size: int, settings: NeighbourSettings, vocab_size: int,
-                 cache: Path | None = None) -> NeighbourMemory:
+                 cache: Path | None = None, after: Callable[[], object] | None = None
+                 ) -> NeighbourMemory:
         """Build the index on a worker thread (or read it from ``cache``, and write it
-        there once built); :meth:`ready` says when it can be used."""
+        there once built); :meth:`ready` says when it can be used. ``after``: what the
+        worker waits for first (the rest of loading: the threads share the GIL)."""
         def build() -> NeighbourIndex:
+            if after is not None:
+                after()
             if cache is not None and cache.is_file():
                 try:
                     return NeighbourIndex.from_dict(torch.load(cache, weights_only=True))

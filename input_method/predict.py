@@ -117,9 +117,15 @@ class Predictor:
         # A phrase memory's trigram is rebuilt on a worker thread while the engine
         # finishes loading (and a window opens); the first suggestion waits for it.
         ngram, weight = load_ngram(payload, background=True)
-        neighbours = load_neighbours(payload, model, ngram, background=True, cache_dir=cache_dir)
-        return cls(model, vocab, int(payload["context_size"]), segmenter, name, user, int8_output,
-                   ngram, weight, neighbours)
+        # The neighbour memory's build (minutes) waits until loading is done and the
+        # trigram rebuilt: sharing the GIL with them, it would slow both down.
+        loaded = threading.Event()
+        neighbours = load_neighbours(payload, model, ngram, background=True, cache_dir=cache_dir,
+                                     after=lambda: (loaded.wait(), getattr(ngram, "trigram", None)))
+        predictor = cls(model, vocab, int(payload["context_size"]), segmenter, name, user,
+                        int8_output, ngram, weight, neighbours)
+        loaded.set()
+        return predictor
 
     def wait_until_ready(self) -> None:
         """Wait for what loading left building on worker threads (the trigram rebuilt from a
