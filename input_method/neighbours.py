@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from input_method.adapt import weights_fingerprint
 from input_method.atomic import atomic_open
 from input_method.config import NeighbourSettings
 from input_method.dataset import cut_pieces
@@ -309,9 +310,7 @@ class NeighbourMemory:
         """What an index depends on, hashed: the network's weights, the text, and the
         settings of the index (not κ or T, which only mix it in)."""
         digest = hashlib.sha1(repr((settings.dims, settings.lists, settings.seed)).encode())
-        for name, tensor in sorted(network.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(weights_fingerprint(network).encode())
         digest.update(np.ascontiguousarray(text).tobytes())
         return digest.hexdigest()[:16]
 
@@ -359,6 +358,15 @@ class NeighbourMemory:
         if self.settings.weight <= 0:
             return log_probs
         return self.mix_probs(log_probs, self.probs(states), self.settings.weight)
+
+    def mix_targets(self, probs: torch.Tensor, states: torch.Tensor, targets: torch.Tensor
+                    ) -> torch.Tensor:
+        """:meth:`mix` for one word per row: P(target) (N,) -> (1 − κ) P + κ P_neighbours
+        of that word, from the states (N, hidden); a row without neighbours stays."""
+        neighbours = self.probs(states)  # (N, V)
+        mixed = ((1 - self.settings.weight) * probs
+                 + self.settings.weight * neighbours.gather(1, targets[:, None])[:, 0])
+        return torch.where(neighbours.sum(1) > 0, mixed, probs)
 
     @staticmethod
     def mix_probs(log_probs: torch.Tensor, neighbours: torch.Tensor, weight: float

@@ -180,11 +180,7 @@ class Predictor:
                 probs = (1 - self.ngram_weight) * probs + self.ngram_weight * ngram
             if self._neighbours_ready():
                 assert self.neighbours is not None
-                votes = self.neighbours.probs(features[0, positions])  # (targets, V)
-                found = votes.sum(1) > 0
-                weight = self.neighbours.settings.weight
-                mixed = (1 - weight) * probs + weight * votes.gather(1, targets[:, None])[:, 0]
-                probs = torch.where(found, mixed, probs)
+                probs = self.neighbours.mix_targets(probs, features[0, positions], targets)
         previous = [self.vocab.itos[self.vocab.start_id], *words]
         self.user_model.observe(
             probs.tolist(),

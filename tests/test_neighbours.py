@@ -285,3 +285,15 @@ def test_the_default_cache_is_under_xdg_cache_home(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "input_method"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "input_method"
+
+
+def test_mixing_one_word_per_row_agrees_with_mixing_whole_rows():
+    """mix_targets() gives each target the probability mix() gives it in the full row."""
+    model = network()
+    memory = NeighbourMemory.building(model, TEXT, START, PAD, 4, settings(), V)
+    states, _ = text_states(model, TEXT, START, PAD, 4)
+    log_probs = torch.log_softmax(torch.randn(len(states), V), -1)
+    targets = torch.randint(0, V, (len(states),))
+    rows = memory.mix(log_probs, states).exp().gather(1, targets[:, None])[:, 0]
+    one = memory.mix_targets(log_probs.exp().gather(1, targets[:, None])[:, 0], states, targets)
+    torch.testing.assert_close(one, rows)
