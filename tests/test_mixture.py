@@ -10,7 +10,7 @@ import torch
 from input_method.checkpoint import load_model
 from input_method.config import ExportConfig
 from input_method.errors import CheckpointError
-from input_method.mixture import build_ngram, choose_weight, fit, last_two
+from input_method.mixture import build_ngram, choose_weight, fit, last_two, ranking_key
 from input_method.vocab import Vocab
 
 
@@ -20,18 +20,28 @@ def test_last_two_pads_short_contexts_like_the_windows():
     assert last_two(torch.tensor([[0, 2, 5, 9]]), 0).tolist() == [[5, 9]]
 
 
-def test_choose_weight_takes_the_best_validation_hit_at_5(tiny_model_dir, processed_dir):
-    """The chosen weight has the highest validation hit@5, the lowest perplexity among
-    those tied, and the weights' figures differ."""
+def test_ranking_key_weighs_the_first_word_and_the_five_alike():
+    """A setting that gains more hit@1 than it loses hit@5 ranks higher; equal sums
+    go to the lower loss."""
+    flat = {"hit@1": 0.210, "hit@5": 0.380, "loss": 5.0}
+    sharp = {"hit@1": 0.214, "hit@5": 0.379, "loss": 5.1}
+    assert ranking_key(sharp) > ranking_key(flat)
+    assert ranking_key(flat) > ranking_key({"hit@1": 0.210, "hit@5": 0.380, "loss": 5.2})
+    assert ranking_key(flat) > ranking_key({"hit@1": 0.220, "hit@5": 0.360, "loss": 4.0})
+
+
+def test_choose_weight_takes_the_best_validation_ranking(tiny_model_dir, processed_dir):
+    """The chosen weight has the highest validation hit@1 + hit@5, the lowest perplexity
+    among those tied, and the weights' figures differ."""
     model, vocab, payload = load_model(tiny_model_dir)
     ngram = build_ngram(processed_dir, vocab, min_count=1)
     weights = (0.0, 0.2, 0.5, 0.9)
     best, table = choose_weight(model, vocab, ngram, processed_dir,
                                 int(payload["context_size"]), 0, weights)
     assert set(table) == {str(w) for w in weights}
-    top = max(row["hit@5"] for row in table.values())
-    tied = [row["perplexity"] for row in table.values() if row["hit@5"] == top]
-    assert table[str(best)]["hit@5"] == top and table[str(best)]["perplexity"] == min(tied)
+    sums = {w: round(row["hit@1"] + row["hit@5"], 4) for w, row in table.items()}
+    tied = [table[w]["perplexity"] for w, total in sums.items() if total == max(sums.values())]
+    assert sums[str(best)] == max(sums.values()) and table[str(best)]["perplexity"] == min(tied)
     assert table["0.0"] != table["0.9"]
     for row in table.values():
         assert 0 <= row["hit@1"] <= row["hit@5"] <= 1
@@ -44,14 +54,14 @@ def test_fit_ships_nothing_unless_asked(tiny_model_dir):
 
 def test_fit_returns_the_tables_with_the_weight_validation_chose(tiny_model_dir, processed_dir):
     """With a minimum count, the payload carries the tables, the grid's weight with the
-    best validation hit@5, and the figures it was chosen by."""
+    best validation hit@1 + hit@5, and the figures it was chosen by."""
     config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
                           ngram_weights=(0.2, 0.5))
     payload = fit(tiny_model_dir, config)
     assert payload is not None and payload["entries"] > 0 and payload["min_count"] == 1
     table = payload["validation"]["by_weight"]
     assert payload["weight"] == max(config.ngram_weights, key=lambda w: (
-        table[str(w)]["hit@5"], -table[str(w)]["perplexity"]))
+        round(table[str(w)]["hit@1"] + table[str(w)]["hit@5"], 4), -table[str(w)]["perplexity"]))
     assert json.dumps(payload["validation"])  # plain figures, stored in the checkpoint
 
 
