@@ -165,9 +165,10 @@ def _export(args: argparse.Namespace) -> int:
     ngram = mixture.fit(args.model, config)
     path = export_checkpoint(args.model, args.output, ngram, config.quantization)
     if ngram is not None:
+        windows = f"{config.tune_windows:,}" if config.tune_windows else "all"
         print(f"mixed in the trigram of {config.data_dir} ({ngram['entries']:,} entries seen "
               f"{config.ngram_min_count}+ times) with weight {ngram['weight']}, chosen on "
-              f"{config.tune_windows:,} validation windows")
+              f"{windows} validation windows")
         if "memory" in ngram:
             print(f"and the phrase memory of its {ngram['memory']['words']:,} training words "
                   f"with weight {ngram['memory_weight']} inside the trigram's share")
@@ -331,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"at least M times (default: {ExportConfig.ngram_min_count}, none)")
     x.add_argument("--data-dir", help="the processed data the model was trained on, for the "
                    f"trigram (default: {ExportConfig.data_dir})")
-    x.add_argument("--tune-windows", type=int, help="validation windows the trigram's weight "
-                   f"is chosen on (default: {ExportConfig.tune_windows})")
+    x.add_argument("--tune-windows", type=int, help="validation windows the mixture's weights "
+                   f"are chosen on, 0 for all (default: {ExportConfig.tune_windows})")
     x.add_argument("--quantization", choices=QUANTIZATIONS, help="int8-rows, or int4-groups: "
                    "half the size, room for a larger trigram "
                    f"(default: {ExportConfig.quantization})")

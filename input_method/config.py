@@ -161,7 +161,7 @@ class ExportConfig:
     # fewer than M times pruned, mixed into the network's suggestions (mixture.py)
     ngram_min_count: int = 0
     data_dir: str = "data/processed"  # the data the model was trained on
-    tune_windows: int = 20000  # validation windows the mixture weight is chosen on
+    tune_windows: int = 20000  # validation windows the mixture weights are chosen on (0: all)
     # candidate weights of the trigram; 0.0 wins when mixing does not help, and then
     # nothing is mixed in
     ngram_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
