@@ -67,3 +67,14 @@ def test_eval_json_holds_the_bar_figures_and_the_table_shows_them(tiny_model_dir
             assert bar["han_targets"][k] >= words[k]
     table = format_table(results)
     assert "bar hit@5" in table and "bar / trigram" in table
+
+
+def test_the_ratio_line_does_not_round_a_near_miss_up_to_the_goal():
+    """hit@1 0.2197 against 0.1761 is x1.2476: printed as x1.248, not as the x1.25 it misses."""
+    figures = {"hit@1": 0.2197, "hit@5": 0.3906, "hit@10": 0.45, "mrr": 0.3,
+               "perplexity": 161.2, "keystroke_savings": 0.29}
+    scores = {**figures, "han_targets": figures}
+    base = {**scores, "hit@1": 0.1761, "hit@5": 0.3373}
+    table = format_table({"split": "test", "windows": 10, "model": scores,
+                          "kneser_ney_trigram": base})
+    assert "model / trigram: hit@1 x1.248, hit@5 x1.158" in table
