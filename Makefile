@@ -58,7 +58,8 @@ default-model: setup
 		--dropout 0.15 --teacher $(TEACHERS) --distill-weight 0.5 --select-by hits \
 		--time-limit $(STUDENT_MINUTES)
 	$(BIN)/ime export --model models/default-train --output models/default \
-		--ngram-min-count 1 --quantization int4-groups --phrase-memory --neighbours
+		--ngram-min-count 1 --quantization int4-groups --phrase-memory --neighbours \
+		--tune-windows 0
 	$(BIN)/ime evaluate --model models/default
 
 bench: setup
