@@ -45,12 +45,18 @@ class RankingTotals:
         """
         log_probs = log_probs.float()
         target_lp = log_probs.gather(1, targets[:, None]).squeeze(1)  # (batch,)
-        self.nll -= target_lp.sum().item()
         ranked = log_probs.clone()
         ranked[:, special_ids] = -math.inf
         target_score = ranked.gather(1, targets[:, None])  # (batch, 1)
-        # Rank = 1 + words scored strictly higher; special targets never hit.
-        rank = (ranked > target_score).sum(1) + 1  # (batch,)
+        # Rank = 1 + words scored strictly higher.
+        self.add_ranks(target_lp, (ranked > target_score).sum(1) + 1, targets, special_ids,
+                       target_chars)
+
+    def add_ranks(self, target_lp: torch.Tensor, rank: torch.Tensor, targets: torch.Tensor,
+                  special_ids: list[int], target_chars: torch.Tensor | None = None) -> None:
+        """Add a batch already ranked: each target's log-probability (batch,) and its
+        rank among the suggestable words (batch,; 1 = first); special targets never hit."""
+        self.nll -= target_lp.sum().item()
         suggestable = ~torch.isin(targets, torch.tensor(special_ids, device=targets.device))
         for k in HIT_KS:
             self.hits[k] += int(((rank <= k) & suggestable).sum())

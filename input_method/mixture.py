@@ -32,7 +32,7 @@ from input_method.errors import CheckpointError, CorpusError
 from input_method.memory import CountModel, PhraseMemory, TrigramWithMemory
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, window_features
-from input_method.neighbours import NeighbourIndex, NeighbourMemory
+from input_method.neighbours import NeighbourIndex, mixed_ranks
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.vocab import Vocab
 
@@ -246,19 +246,24 @@ def choose_neighbours(model: NextWordModel, vocab: Vocab, counts: CountModel,
     with torch.inference_mode():
         for inputs, targets in scored.batches(1000):
             states = window_features(model.eval(), inputs, vocab.pad_id)
-            mixed = mix_log_probs(torch.log_softmax(model.logits(states).float(), -1),
-                                  counts.probs(ngram_context(inputs, vocab.pad_id)), weight)
+            probs = mix_log_probs(torch.log_softmax(model.logits(states).float(), -1),
+                                  counts.probs(ngram_context(inputs, vocab.pad_id)),
+                                  weight).exp()
+            ranked = probs.clone()
+            ranked[:, vocab.special_ids] = -1.0
+            ranked = ranked.sort(1).values
             distances, words = index.search(states, base.k, base.probes)
             if not temperatures:
                 typical = float(distances[:, 0].median())
                 temperatures = [round(typical * m, 3) for m in config.neighbour_temperatures]
             for temperature in temperatures:
                 votes = torch.softmax(-distances / temperature, 1).nan_to_num_(0.0)
-                neighbours = torch.zeros_like(mixed).scatter_add_(1, words, votes)
+                neighbours = torch.zeros_like(probs).scatter_add_(1, words, votes)
                 for kappa in config.neighbour_weights:
-                    log_probs = NeighbourMemory.mix_probs(mixed, neighbours, kappa)
-                    totals.setdefault((temperature, kappa), RankingTotals()).add(
-                        log_probs, targets, vocab.special_ids)
+                    target_lp, rank = mixed_ranks(probs, ranked, neighbours, words, kappa,
+                                                  targets, vocab.special_ids)
+                    totals.setdefault((temperature, kappa), RankingTotals()).add_ranks(
+                        target_lp, rank, targets, vocab.special_ids)
     scores = {key: t.summary() for key, t in totals.items()}
     table = {f"T {t} κ {k}": {"perplexity": round(s["perplexity"], 2),
                               "hit@1": round(s["hit@1"], 4), "hit@5": round(s["hit@5"], 4)}

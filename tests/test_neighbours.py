@@ -11,11 +11,13 @@ import torch
 from input_method.checkpoint import export_checkpoint, load_model, load_neighbours, load_ngram
 from input_method.config import ExportConfig, ModelConfig, NeighbourSettings
 from input_method.errors import CheckpointError
+from input_method.metrics import RankingTotals
 from input_method.mixture import fit
 from input_method.model import NextWordModel
 from input_method.neighbours import (
     NeighbourIndex,
     NeighbourMemory,
+    mixed_ranks,
     text_pieces,
     text_states,
 )
@@ -297,3 +299,34 @@ def test_mixing_one_word_per_row_agrees_with_mixing_whole_rows():
     rows = memory.mix(log_probs, states).exp().gather(1, targets[:, None])[:, 0]
     one = memory.mix_targets(log_probs.exp().gather(1, targets[:, None])[:, 0], states, targets)
     torch.testing.assert_close(one, rows)
+
+
+def test_mixed_ranks_agree_with_mixing_the_whole_vocabulary():
+    """The export's sparse ranking (only the voted words re-ranked) gives the same rank
+    to every target as mixing every word and ranking them, and the same losses: rows
+    without neighbours, repeated votes for one word, voted specials, targets voted for
+    or not, and special targets included."""
+    generator = torch.Generator().manual_seed(3)
+    batch, vocab_size, k, special = 2000, 50, 8, [0, 1, 2]
+    probs = torch.softmax(torch.randn(batch, vocab_size, generator=generator) * 2, 1)
+    words = torch.randint(0, 30, (batch, k), generator=generator)  # repeats and specials
+    votes = torch.softmax(torch.randn(batch, k, generator=generator), 1)
+    votes[:50] = 0.0  # no neighbour found for these rows
+    neighbours = torch.zeros_like(probs).scatter_add_(1, words, votes)
+    targets = torch.randint(0, 30, (batch,), generator=generator)
+    ranked = probs.clone()
+    ranked[:, special] = -1.0
+    ranked = ranked.sort(1).values
+    suggestable = ~torch.isin(targets, torch.tensor(special))
+    for weight in (0.0, 0.3, 0.35, 0.6):
+        mixed = NeighbourMemory.mix_probs(probs.log(), neighbours, weight)
+        scored = mixed.clone()
+        scored[:, special] = -float("inf")
+        expected = (scored > scored.gather(1, targets[:, None])).sum(1) + 1
+        target_lp, rank = mixed_ranks(probs, ranked, neighbours, words, weight, targets, special)
+        assert torch.equal(rank[suggestable], expected[suggestable])
+        assert torch.allclose(target_lp, mixed.gather(1, targets[:, None])[:, 0], atol=1e-5)
+        full, sparse = RankingTotals(), RankingTotals()
+        full.add(mixed, targets, special)
+        sparse.add_ranks(target_lp, rank, targets, special)
+        assert sparse.hits == full.hits
