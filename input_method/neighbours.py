@@ -11,8 +11,9 @@ the ``k`` stored states nearest to the current one vote for their next words,
     P               = (1 − κ) P_mixture + κ P_neighbours
 
 (P_mixture: the network with the trigram and phrase memory, mixture.py).
-On 20,000 validation windows this adds about 0.45 hit@1 and 0.5 hit@5 points
-to the shipped mixture (README: "Mixing in the trigram").
+On all 178,242 validation windows the shipped setting (κ 0.3, T 3.99) adds 0.68
+hit@1 and 0.72 hit@5 points to the shipped mixture (README: "Mixing in the
+trigram", the neighbour memory).
 
 Nothing of it is stored in the checkpoint but its settings: the states are
 recomputed from the phrase memory's text by the shipped network when the
