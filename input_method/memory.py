@@ -206,17 +206,30 @@ class TrigramWithMemory:
 
     def probs(self, contexts: torch.Tensor) -> torch.Tensor:
         """(batch, context) ids, ``<pad>`` on the left -> (batch, V) probabilities."""
-        probs = self.trigram.probs(contexts)  # (batch, V), a new tensor: changed in place
-        if self.weight == 0.0 or contexts.shape[1] < SHORTEST:
-            return probs
-        # Only matched rows change, and only their next words get added mass: a key
-        # press whose context ran out of the text costs the lookup alone.
-        for row, context in enumerate(contexts.tolist()):
-            words, shares, length = self.memory.next_words(context)
-            if length:
-                probs[row] *= 1 - self.weight
-                probs[row, words] += self.weight * shares
-        return probs
+        return self.probs_by_weight(contexts, (self.weight,))[self.weight]
+
+    def probs_by_weight(self, contexts: torch.Tensor, weights: tuple[float, ...]
+                        ) -> dict[float, torch.Tensor]:
+        """:meth:`probs` at each memory weight ν of ``weights`` (the export's grid), from
+        one trigram and one memory lookup per row."""
+        trigram = self.trigram.probs(contexts)  # (batch, V), a new tensor: changed in place
+        matched = []
+        if any(weights) and contexts.shape[1] >= SHORTEST:
+            # Only matched rows change, and only their next words get added mass: a key
+            # press whose context ran out of the text costs the lookup alone.
+            for row, context in enumerate(contexts.tolist()):
+                words, shares, length = self.memory.next_words(context)
+                if length:
+                    matched.append((row, words, shares))
+        result = {}
+        for position, weight in enumerate(weights):
+            last = position == len(weights) - 1
+            probs = trigram if last else trigram.clone()
+            for row, words, shares in matched if weight else ():
+                probs[row] *= 1 - weight
+                probs[row, words] += weight * shares
+            result[weight] = probs
+        return result
 
 
 # What a shipped model mixes into its network (checkpoint.load_ngram).

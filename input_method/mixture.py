@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +102,32 @@ def score_weights(model: NextWordModel, vocab: Vocab, ngram: CountModel,
                   ) -> dict[float, dict[str, float]]:
     """``ime evaluate``'s figures (metrics.RankingTotals) of the mixture at each weight,
     on the first ``windows`` windows of ``split`` (0: all)."""
+    def mixtures(network: torch.Tensor, contexts: torch.Tensor) -> dict[float, torch.Tensor]:
+        counts = ngram.probs(contexts)
+        return {w: mix_log_probs(network, counts, w) for w in weights}
+
+    return _score(model, vocab, data_dir, context_size, windows, split, mixtures)
+
+
+def _score(model: NextWordModel, vocab: Vocab, data_dir: Path | str, context_size: int,
+           windows: int, split: str,
+           mixtures: Callable[[torch.Tensor, torch.Tensor], dict[float, torch.Tensor]]
+           ) -> dict[float, dict[str, float]]:
+    """The figures of each mixture that ``mixtures(network log-probs (B, V), trigram
+    contexts (B, 2+))`` returns by key, the network run once per batch."""
     data = Path(data_dir)
     _check_data(data, vocab)
     scored = WindowDataset.from_split(data, split, context_size_of(data), len(vocab), windows
                                       ).last_words(context_size)
-    totals = {w: RankingTotals() for w in weights}
+    totals: dict[float, RankingTotals] = {}
     with torch.inference_mode():
         for inputs, targets in scored.batches(1000):
             network = torch.log_softmax(
                 model.logits(window_features(model.eval(), inputs, vocab.pad_id)).float(), -1)
-            counts = ngram.probs(ngram_context(inputs, vocab.pad_id))
-            for weight in weights:
-                totals[weight].add(mix_log_probs(network, counts, weight), targets,
-                                   vocab.special_ids)
-    return {w: t.summary() for w, t in totals.items()}
+            for key, log_probs in mixtures(network, ngram_context(inputs, vocab.pad_id)).items():
+                totals.setdefault(key, RankingTotals()).add(log_probs, targets,
+                                                            vocab.special_ids)
+    return {key: t.summary() for key, t in totals.items()}
 
 
 def choose_weight(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
@@ -197,9 +210,13 @@ def choose_memory_weight(model: NextWordModel, vocab: Vocab, trigram: KneserNeyT
                          ) -> tuple[float, dict[str, dict[str, float]]]:
     """The memory's weight ν inside the trigram's share λ (already chosen), by the same
     rule as λ (:func:`ranking_key`)."""
-    scores = {nu: score_weights(model, vocab, TrigramWithMemory(trigram, memory, nu), data_dir,
-                                context_size, windows, (weight,))[weight]
-              for nu in memory_weights}
+    counts = TrigramWithMemory(trigram, memory, 0.0)
+
+    def mixtures(network: torch.Tensor, contexts: torch.Tensor) -> dict[float, torch.Tensor]:
+        return {nu: mix_log_probs(network, probs, weight)
+                for nu, probs in counts.probs_by_weight(contexts, memory_weights).items()}
+
+    scores = _score(model, vocab, data_dir, context_size, windows, "valid", mixtures)
     table = {str(nu): {"perplexity": round(s["perplexity"], 2), "hit@1": round(s["hit@1"], 4),
                        "hit@5": round(s["hit@5"], 4)} for nu, s in scores.items()}
     best = max(memory_weights, key=lambda nu: ranking_key(scores[nu]))

@@ -97,6 +97,20 @@ def test_mixing_moves_weight_only_where_a_run_matched():
     assert torch.allclose(result.sum(1), torch.ones(2))
 
 
+def test_every_memory_weight_from_one_lookup_is_the_mixture_at_that_weight():
+    """The export's grid over ν (one trigram and memory lookup for all weights) gives
+    each weight exactly what the engine mixes at it."""
+    trigram_inputs, targets = memory().trigram_windows()
+    trigram = KneserNeyTrigram(V, trigram_inputs, targets)
+    contexts = torch.tensor([[START, 3, 4, 5], [PAD, PAD, 10, 11], [3, 4, 5, 6]])
+    weights = (0.0, 0.2, 0.5)
+    grid = TrigramWithMemory(trigram, memory(), 0.0).probs_by_weight(contexts, weights)
+    assert set(grid) == set(weights)
+    for nu in weights:
+        assert torch.equal(grid[nu], TrigramWithMemory(trigram, memory(), nu).probs(contexts))
+    assert not torch.equal(grid[0.0], grid[0.5])
+
+
 def test_the_trigram_rebuilt_from_the_text_is_the_one_from_the_windows(processed_dir):
     """The memory's text gives exactly the trigram the training windows give, so a model
     can ship the text alone."""
