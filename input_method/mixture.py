@@ -53,6 +53,15 @@ def ranking_key(scores: dict[str, float]) -> tuple[float, float]:
     return scores["hit@1"] + scores["hit@5"], -scores["loss"]
 
 
+def _best(scores: dict[Any, dict[str, float]], name: Callable[[Any], str]
+          ) -> tuple[Any, dict[str, dict[str, float]]]:
+    """The key of ``scores`` that ranks best (:func:`ranking_key`; the first of a tie),
+    and every key's figures, rounded, under ``name(key)``: what a checkpoint stores."""
+    table = {name(key): {"perplexity": round(s["perplexity"], 2), "hit@1": round(s["hit@1"], 4),
+                         "hit@5": round(s["hit@5"], 4)} for key, s in scores.items()}
+    return max(scores, key=lambda key: ranking_key(scores[key])), table
+
+
 def last_two(inputs: torch.Tensor, pad_id: int) -> torch.Tensor:
     """(N, context) -> (N, 2): the trigram's context, padded if the window is shorter."""
     if inputs.shape[1] >= 2:
@@ -140,9 +149,7 @@ def choose_weight(model: NextWordModel, vocab: Vocab, ngram: KneserNeyTrigram,
     (README: "Mixing in the trigram"): what the user sees is the ranking, so it decides.
     """
     scores = score_weights(model, vocab, ngram, data_dir, context_size, windows, weights)
-    table = {str(w): {"perplexity": round(s["perplexity"], 2), "hit@1": round(s["hit@1"], 4),
-                      "hit@5": round(s["hit@5"], 4)} for w, s in scores.items()}
-    best = max(weights, key=lambda w: ranking_key(scores[w]))
+    best, table = _best(scores, str)
     log.info("n-gram weight %.2f chosen on %d validation windows: %s", best,
              scores[best]["windows"], table)
     return best, table
@@ -216,10 +223,8 @@ def choose_memory_weight(model: NextWordModel, vocab: Vocab, trigram: KneserNeyT
         return {nu: mix_log_probs(network, probs, weight)
                 for nu, probs in counts.probs_by_weight(contexts, memory_weights).items()}
 
-    scores = _score(model, vocab, data_dir, context_size, windows, "valid", mixtures)
-    table = {str(nu): {"perplexity": round(s["perplexity"], 2), "hit@1": round(s["hit@1"], 4),
-                       "hit@5": round(s["hit@5"], 4)} for nu, s in scores.items()}
-    best = max(memory_weights, key=lambda nu: ranking_key(scores[nu]))
+    best, table = _best(_score(model, vocab, data_dir, context_size, windows, "valid",
+                               mixtures), str)
     log.info("phrase memory weight %.2f chosen: %s", best, table)
     return best, table
 
@@ -281,11 +286,8 @@ def choose_neighbours(model: NextWordModel, vocab: Vocab, counts: CountModel,
                                                   targets, vocab.special_ids)
                     totals.setdefault((temperature, kappa), RankingTotals()).add_ranks(
                         target_lp, rank, targets, vocab.special_ids)
-    scores = {key: t.summary() for key, t in totals.items()}
-    table = {f"T {t} κ {k}": {"perplexity": round(s["perplexity"], 2),
-                              "hit@1": round(s["hit@1"], 4), "hit@5": round(s["hit@5"], 4)}
-             for (t, k), s in scores.items()}
-    temperature, kappa = max(scores, key=lambda key: ranking_key(scores[key]))
+    (temperature, kappa), table = _best({key: t.summary() for key, t in totals.items()},
+                                        lambda key: f"T {key[0]} κ {key[1]}")
     log.info("neighbour memory: κ %.2f, T %.3f chosen: %s", kappa, temperature, table)
     if kappa <= 0:
         return None, table
