@@ -1,0 +1,145 @@
+"""Changes to the shipped model's whole mixture, checked on validation (a diagnostic).
+
+    python scripts/shipped_checks.py temperature --windows 60000   # sharpen or soften the network
+    python scripts/shipped_checks.py precision --int8-from M        # the output layer in int8
+
+mixing_checks.py studies the network with the trigram alone; these checks score
+the mixture as the engine serves it (``Predictor.distributions``): the network
+at λ with the trigram and phrase memory, then the neighbour memory at κ with the
+shipped T, k and lists probed. The neighbour votes come from the network's
+states, so a variant may change only what comes after them (the output layer,
+its temperature) and reuse the shipped index (built, or read from the cache).
+
+- ``temperature``: the network's logits divided by τ before mixing, at each λ.
+- ``precision``: matrices of the output layer taken from an int8 export of the
+  same network (``--int8-from``, e.g. the shipped student's int8 export) in
+  place of the shipped 4-bit ones: what the size budget left free would buy.
+
+Each prints hit@1 / hit@5 on the two halves of the first ``--windows``
+validation windows (0: all) and on all of them, counted as ``ime evaluate``
+counts them (special targets are misses). README: "Mixing in the trigram".
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from input_method.checkpoint import dequantize_state_dict, read_checkpoint, resolve_checkpoint
+from input_method.dataset import WindowDataset, context_size_of
+from input_method.mixture import ngram_context
+from input_method.model import NextWordModel, window_features
+from input_method.neighbours import default_cache_dir, mixed_ranks
+from input_method.ngram import mix_log_probs
+from input_method.predict import Predictor
+
+# A variant: the network's states (B, hidden) -> its log-probabilities (B, V)
+Variant = Callable[[torch.Tensor], torch.Tensor]
+
+OUTPUT_LAYERS = {
+    "head": ("adaptive.head.weight",),
+    "head+tail0": ("adaptive.head.weight", "adaptive.tail.0.0.weight",
+                   "adaptive.tail.0.1.weight"),
+}
+
+
+def score(predictor: Predictor, data_dir: Path, windows: int,
+          variants: dict[str, Variant], weights: tuple[float, ...],
+          kappas: tuple[float, ...]) -> None:
+    """Print each (variant, λ, κ)'s hit@1 / hit@5 on validation."""
+    vocab, counts, neighbours = predictor.vocab, predictor.ngram, predictor.neighbours
+    if counts is None or neighbours is None:
+        raise SystemExit("the model ships no phrase memory and neighbour memory")
+    settings, special = neighbours.settings, vocab.special_ids
+    valid = WindowDataset.from_split(data_dir, "valid", context_size_of(data_dir), len(vocab),
+                                     windows).last_words(predictor.context_size)
+    ranks: dict[tuple[str, float, float], list[torch.Tensor]] = {}
+    with torch.inference_mode():
+        for inputs, targets in valid.batches(1000):
+            states = window_features(predictor.base_model, inputs, vocab.pad_id)
+            count_probs = counts.probs(ngram_context(inputs, vocab.pad_id))
+            distances, words = neighbours.index.search(states, settings.k, settings.probes)
+            votes = torch.softmax(-distances / settings.temperature, 1).nan_to_num_(0.0)
+            voted = torch.zeros(len(inputs), len(vocab)).scatter_add_(1, words, votes)
+            missed = torch.isin(targets, torch.tensor(special))  # never suggested
+            for name, variant in variants.items():
+                network = variant(states)
+                for weight in weights:
+                    probs = mix_log_probs(network, count_probs, weight).exp()
+                    ranked = probs.clone()
+                    ranked[:, special] = -1.0
+                    ranked = ranked.sort(1).values
+                    for kappa in kappas:
+                        _, rank = mixed_ranks(probs, ranked, voted, words, kappa, targets,
+                                              special)
+                        ranks.setdefault((name, weight, kappa), []).append(
+                            torch.where(missed, len(vocab), rank))
+    for (name, weight, kappa), parts in ranks.items():
+        found = torch.cat(parts)
+        half = len(found) // 2
+        figures = [f"{(r == 1).float().mean():.4f} / {(r <= 5).float().mean():.4f}"
+                   for r in (found[:half], found[half:], found)]
+        print(f"{name:<14} λ {weight:.2f} κ {kappa:.2f}   first half {figures[0]}   "
+              f"second half {figures[1]}   all {figures[2]}", flush=True)
+
+
+def with_matrices(network: NextWordModel, source: Path | str, names: tuple[str, ...]
+                  ) -> NextWordModel:
+    """A copy of ``network`` with ``names`` taken from the checkpoint at ``source``."""
+    stored = dequantize_state_dict(read_checkpoint(resolve_checkpoint(source))["state_dict"])
+    copied = copy.deepcopy(network)
+    state = copied.state_dict()
+    for name in names:
+        if stored[name].shape != state[name].shape:
+            raise SystemExit(f"{source} is not the same network: {name} differs in shape")
+        state[name] = stored[name]
+    copied.load_state_dict(state)
+    return copied.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=("temperature", "precision"))
+    parser.add_argument("--model", default="models/default")
+    parser.add_argument("--data-dir", default="data/processed")
+    parser.add_argument("--windows", type=int, default=60000, help="0: all")
+    parser.add_argument("--temperatures", type=float, nargs="+",
+                        default=[0.8, 0.9, 1.0, 1.1, 1.25])
+    parser.add_argument("--weights", type=float, nargs="+", default=None,
+                        help="λ (default: 0.2 0.3 0.4 for temperature, the shipped λ and "
+                        "the network alone for precision)")
+    parser.add_argument("--int8-from", help="precision: an int8 export of the same network")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    predictor = Predictor.load(args.model, cache_dir=default_cache_dir())
+    predictor.wait_until_ready()
+    network = predictor.base_model.eval()
+    kappa = predictor.neighbours.settings.weight if predictor.neighbours else 0.0
+    variants: dict[str, Variant] = {}
+    if args.check == "temperature":
+        for tau in args.temperatures:
+            variants[f"τ {tau}"] = (lambda states, tau=tau: torch.log_softmax(
+                network.logits(states).float() / tau, -1))
+        weights = tuple(args.weights or (0.2, 0.3, 0.4))
+        kappas: tuple[float, ...] = (kappa,)
+    else:
+        if not args.int8_from:
+            parser.error("precision needs --int8-from")
+        models = {"shipped int4": network}
+        models.update({f"{name} int8": with_matrices(network, args.int8_from, names)
+                       for name, names in OUTPUT_LAYERS.items()})
+        for name, model in models.items():
+            variants[name] = (lambda states, model=model: torch.log_softmax(
+                model.logits(states).float(), -1))
+        weights = tuple(args.weights or (0.0, predictor.ngram_weight))
+        kappas = (0.0, kappa)
+    score(predictor, Path(args.data_dir), args.windows, variants, weights, kappas)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
