@@ -33,7 +33,7 @@ from input_method.errors import CheckpointError, CorpusError
 from input_method.memory import CountModel, PhraseMemory, TrigramWithMemory
 from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, window_features
-from input_method.neighbours import NeighbourIndex, mixed_ranks
+from input_method.neighbours import NeighbourIndex, mixed_ranks, ranked_suggestable, votes
 from input_method.ngram import KneserNeyTrigram, mix_log_probs
 from input_method.vocab import Vocab
 
@@ -271,16 +271,13 @@ def choose_neighbours(model: NextWordModel, vocab: Vocab, counts: CountModel,
             probs = mix_log_probs(torch.log_softmax(model.logits(states).float(), -1),
                                   counts.probs(ngram_context(inputs, vocab.pad_id)),
                                   weight).exp()
-            ranked = probs.clone()
-            ranked[:, vocab.special_ids] = -1.0
-            ranked = ranked.sort(1).values
+            ranked = ranked_suggestable(probs, vocab.special_ids)
             distances, words = index.search(states, base.k, base.probes)
             if not temperatures:
                 typical = float(distances[:, 0].median())
                 temperatures = [round(typical * m, 3) for m in config.neighbour_temperatures]
             for temperature in temperatures:
-                votes = torch.softmax(-distances / temperature, 1).nan_to_num_(0.0)
-                neighbours = torch.zeros_like(probs).scatter_add_(1, words, votes)
+                neighbours = votes(distances, words, temperature, len(vocab))
                 for kappa in config.neighbour_weights:
                     target_lp, rank = mixed_ranks(probs, ranked, neighbours, words, kappa,
                                                   targets, vocab.special_ids)

@@ -349,9 +349,7 @@ class NeighbourMemory:
         to 0 where the probed lists held no key."""
         settings = self.settings
         distances, words = self.index.search(states, settings.k, settings.probes)
-        votes = torch.softmax(-distances / settings.temperature, dim=1)  # inf: no vote
-        votes = votes.nan_to_num_(0.0)  # a row of inf only: no neighbour at all
-        return torch.zeros(len(states), self.vocab_size).scatter_add_(1, words, votes)
+        return votes(distances, words, settings.temperature, self.vocab_size)
 
     def mix(self, log_probs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """log((1 − κ) P + κ P_neighbours) from log P (B, V) and the states (B, hidden);
@@ -379,6 +377,23 @@ class NeighbourMemory:
         found = neighbours.sum(1, keepdim=True) > 0  # (B, 1)
         mixed = log_probs.exp().mul_(1 - weight).add_(neighbours, alpha=weight).log_()
         return torch.where(found, mixed, log_probs)
+
+
+def votes(distances: torch.Tensor, words: torch.Tensor, temperature: float, vocab_size: int
+          ) -> torch.Tensor:
+    """The neighbours' votes (B, V) from their squared distances and next words (B, k),
+    each weighted exp(−distance / T): rows sum to 1, or to 0 where none was found."""
+    weights = torch.softmax(-distances / temperature, dim=1)  # inf: no vote
+    weights = weights.nan_to_num_(0.0)  # a row of inf only: no neighbour at all
+    return torch.zeros(len(distances), vocab_size).scatter_add_(1, words, weights)
+
+
+def ranked_suggestable(probs: torch.Tensor, special_ids: list[int]) -> torch.Tensor:
+    """Each row of ``probs`` (B, V) sorted ascending, the special words set to −1 first:
+    the ``ranked`` that :func:`mixed_ranks` searches."""
+    ranked = probs.clone()
+    ranked[:, special_ids] = -1.0
+    return ranked.sort(1).values
 
 
 def mixed_ranks(probs: torch.Tensor, ranked: torch.Tensor, neighbours: torch.Tensor,

@@ -32,7 +32,7 @@ from input_method.dataset import WindowDataset, context_size_of
 from input_method.memory import TrigramWithMemory
 from input_method.mixture import ngram_context
 from input_method.model import window_features
-from input_method.neighbours import NeighbourIndex, NeighbourMemory
+from input_method.neighbours import NeighbourIndex, NeighbourMemory, votes
 from input_method.ngram import mix_log_probs
 
 log = logging.getLogger("knn_check")
@@ -110,8 +110,7 @@ def main() -> None:
                 temperatures = [typical * m for m in args.temperatures]
                 log.info("median nearest squared distance %.2f", typical)
             for temperature in temperatures:
-                votes = torch.softmax(-distances / temperature, 1).nan_to_num_(0.0)
-                neighbours = torch.zeros_like(mixed).scatter_add_(1, words, votes)
+                neighbours = votes(distances, words, temperature, mixed.shape[1])
                 for kappa in args.kappas:
                     probs = NeighbourMemory.mix_probs(mixed, neighbours, kappa).clone()
                     probs[:, special] = -float("inf")

@@ -33,7 +33,7 @@ from input_method.checkpoint import dequantize_state_dict, read_checkpoint, reso
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.mixture import ngram_context
 from input_method.model import NextWordModel, window_features
-from input_method.neighbours import default_cache_dir, mixed_ranks
+from input_method.neighbours import default_cache_dir, mixed_ranks, ranked_suggestable, votes
 from input_method.ngram import mix_log_probs
 from input_method.predict import Predictor
 
@@ -63,16 +63,13 @@ def score(predictor: Predictor, data_dir: Path, windows: int,
             states = window_features(predictor.base_model, inputs, vocab.pad_id)
             count_probs = counts.probs(ngram_context(inputs, vocab.pad_id))
             distances, words = neighbours.index.search(states, settings.k, settings.probes)
-            votes = torch.softmax(-distances / settings.temperature, 1).nan_to_num_(0.0)
-            voted = torch.zeros(len(inputs), len(vocab)).scatter_add_(1, words, votes)
+            voted = votes(distances, words, settings.temperature, len(vocab))
             missed = torch.isin(targets, torch.tensor(special))  # never suggested
             for name, variant in variants.items():
                 network = variant(states)
                 for weight in weights:
                     probs = mix_log_probs(network, count_probs, weight).exp()
-                    ranked = probs.clone()
-                    ranked[:, special] = -1.0
-                    ranked = ranked.sort(1).values
+                    ranked = ranked_suggestable(probs, special)
                     for kappa in kappas:
                         _, rank = mixed_ranks(probs, ranked, voted, words, kappa, targets,
                                               special)
