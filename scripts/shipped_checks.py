@@ -84,6 +84,84 @@ def score(predictor: Predictor, data_dir: Path, windows: int,
               f"second half {figures[1]}   all {figures[2]}", flush=True)
 
 
+def top_words(probs: torch.Tensor, best: torch.Tensor, voted: torch.Tensor, words: torch.Tensor,
+              kappa: float, special: list[int]) -> torch.Tensor:
+    """(B,) the first suggestion of (1 − κ) P + κ P_neighbours: the best suggestable word
+    of P (``best``) or one of the voted ``words`` (B, k), whichever the mixture ranks
+    higher (a word no neighbour voted for keeps its order)."""
+    candidates = torch.cat([best[:, None], words], 1)  # (B, k + 1)
+    found = voted.sum(1, keepdim=True) > 0
+    keep = torch.where(found, 1.0 - kappa, 1.0)
+    mixed = keep * probs.gather(1, candidates) + (1 - keep) * voted.gather(1, candidates)
+    mixed[torch.isin(candidates, torch.tensor(special))] = -1.0
+    return candidates.gather(1, mixed.argmax(1, keepdim=True))[:, 0]
+
+
+def first_slot(predictor: Predictor, data_dir: Path, windows: int,
+               firsts: list[tuple[float, float]], rests: list[tuple[float, float]]) -> None:
+    """Print hit@1 / hit@5 of suggestion bars whose first word comes from one neighbour
+    setting A (T, κ) and the other four from another, B: the bar is A's first word, then
+    B's ranking without it, so a target's rank is 1 if it is A's first word, else its
+    rank under B, plus one if B ranked A's first word below it."""
+    vocab, counts, neighbours = predictor.vocab, predictor.ngram, predictor.neighbours
+    if counts is None or neighbours is None:
+        raise SystemExit("the model ships no phrase memory and neighbour memory")
+    settings, special = neighbours.settings, vocab.special_ids
+    valid = WindowDataset.from_split(data_dir, "valid", context_size_of(data_dir), len(vocab),
+                                     windows).last_words(predictor.context_size)
+    grid = sorted(set(firsts) | set(rests))
+    temperatures = sorted({t for t, _ in grid})
+    found: dict[tuple[int, int], list[torch.Tensor]] = {}
+    typical = 0.0
+    with torch.inference_mode():
+        for inputs, targets in valid.batches(1000):
+            states = window_features(predictor.base_model, inputs, vocab.pad_id)
+            probs = mix_log_probs(torch.log_softmax(predictor.base_model.logits(states).float(),
+                                                    -1),
+                                  counts.probs(ngram_context(inputs, vocab.pad_id)),
+                                  predictor.ngram_weight).exp()
+            ranked = ranked_suggestable(probs, special)
+            suggestable = probs.clone()
+            suggestable[:, special] = -1.0
+            best = suggestable.argmax(1)
+            distances, words = neighbours.index.search(states, settings.k, settings.probes)
+            if not typical:
+                typical = float(distances[:, 0].median())
+            missed = torch.isin(targets, torch.tensor(special))
+            voted = {t: votes(distances, words, round(typical * t, 3), len(vocab))
+                     for t in temperatures}
+            tops = [top_words(probs, best, voted[t], words, k, special) for t, k in grid]
+            for b, (t, k) in enumerate(grid):
+                if (t, k) not in rests:
+                    continue
+                _, rank_b = mixed_ranks(probs, ranked, voted[t], words, k, targets, special)
+                for a, first in enumerate(tops):
+                    if grid[a] not in firsts and a != b:
+                        continue
+                    _, first_rank = mixed_ranks(probs, ranked, voted[t], words, k, first,
+                                                special)
+                    rank = torch.where(first == targets, 1, rank_b + (first_rank > rank_b))
+                    found.setdefault((a, b), []).append(torch.where(missed, len(vocab), rank))
+    print(f"T as multiples of {typical:.3f}", flush=True)
+    rows = []
+    for (a, b), parts in found.items():
+        ranks = torch.cat(parts)
+        half = len(ranks) // 2
+        figures = [((r == 1).float().mean().item(), (r <= 5).float().mean().item())
+                   for r in (ranks[:half], ranks[half:], ranks)]
+        rows.append((figures[2][0] + figures[2][1], grid[a], grid[b], figures))
+    for total, first, rest, figures in sorted(rows, reverse=True)[:40]:
+        text = "   ".join(f"{h1:.4f} / {h5:.4f}" for h1, h5 in figures)
+        print(f"first T×{first[0]} κ {first[1]:.2f}  rest T×{rest[0]} κ {rest[1]:.2f}   "
+              f"halves and all: {text}   sum {total:.4f}", flush=True)
+    for a, first in enumerate(grid):  # each setting alone (A = B)
+        if (a, a) not in found:
+            continue
+        ranks = torch.cat(found[(a, a)])
+        print(f"alone T×{first[0]} κ {first[1]:.2f}: {(ranks == 1).float().mean():.4f} / "
+              f"{(ranks <= 5).float().mean():.4f}", flush=True)
+
+
 def with_matrices(network: NextWordModel, source: Path | str, names: tuple[str, ...]
                   ) -> NextWordModel:
     """A copy of ``network`` with ``names`` taken from the checkpoint at ``source``."""
@@ -100,7 +178,7 @@ def with_matrices(network: NextWordModel, source: Path | str, names: tuple[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=("temperature", "precision"))
+    parser.add_argument("check", choices=("temperature", "precision", "first-slot"))
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--data-dir", default="data/processed")
     parser.add_argument("--windows", type=int, default=60000, help="0: all")
@@ -117,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     network = predictor.base_model.eval()
     kappa = predictor.neighbours.settings.weight if predictor.neighbours else 0.0
     variants: dict[str, Variant] = {}
+    if args.check == "first-slot":
+        first_slot(predictor, Path(args.data_dir), args.windows,
+                   [(t, k) for t in (0.5, 0.7, 1.0) for k in (0.25, 0.3, 0.35, 0.4)],
+                   [(t, k) for t in (0.7, 1.0, 1.4) for k in (0.2, 0.25, 0.3, 0.35)])
+        return 0
     if args.check == "temperature":
         for tau in args.temperatures:
             variants[f"τ {tau}"] = (lambda states, tau=tau: torch.log_softmax(
