@@ -195,10 +195,20 @@ class NeighbourSettings:
     # lists searched per query (0.8 % of the states): 16 cost a key press 0.5 ms more
     probes: int = 8
     seed: int = 0  # of the PCA sample and the k-means start
+    # The first suggestion, the one a single key takes, is ranked by its own κ and T
+    # (a sharper vote ranks the first word better, a flatter one the other four);
+    # None: by the same mixture as the rest. Chosen on validation after κ and T.
+    first_weight: float | None = None
+    first_temperature: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight < 1.0 or not self.temperature > 0:
             raise ValueError("the neighbours' weight must be in [0, 1) and T positive")
+        if (self.first_weight is None) != (self.first_temperature is None):
+            raise ValueError("the first suggestion's κ and T come together, or neither")
+        if self.first_weight is not None and (
+                not 0.0 <= self.first_weight < 1.0 or not self.first_temperature > 0):
+            raise ValueError("the first suggestion's κ must be in [0, 1) and its T positive")
         if min(self.k, self.dims, self.lists, self.probes) < 1:
             raise ValueError("k, dims, lists and probes must be positive")
 

@@ -51,16 +51,19 @@ class _Scores:
                        for ranking in self.never for targets in ("all", "han")}
 
     def add(self, log_probs: torch.Tensor, targets: torch.Tensor,
-            target_chars: torch.Tensor | None = None) -> None:
+            target_chars: torch.Tensor | None = None, first: torch.Tensor | None = None
+            ) -> None:
+        """``first``: what the first suggestion is ranked by, if apart (RankingTotals.add)."""
         mask = self.is_han[targets]
         han_chars = chars = target_chars
         if chars is not None:
             han_chars = chars[mask.to(chars.device)]
         for ranking, never in self.never.items():
-            self.totals[(ranking, "all")].add(log_probs, targets, never, chars)
+            self.totals[(ranking, "all")].add(log_probs, targets, never, chars, first)
             if mask.any():
-                self.totals[(ranking, "han")].add(log_probs[mask], targets[mask], never,
-                                                  han_chars)
+                self.totals[(ranking, "han")].add(
+                    log_probs[mask], targets[mask], never, han_chars,
+                    None if first is None else first[mask])
 
     def summary(self) -> dict[str, Any]:
         result: dict[str, Any] = self.totals[("model", "all")].summary()
@@ -115,9 +118,12 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 log_probs = mix_log_probs(
                     log_probs, ngram.probs(ngram_context(inputs, vocab.pad_id)).to(device),
                     weight)
+            first = None
             if neighbours is not None:
-                log_probs = neighbours.mix(log_probs.cpu(), states.cpu()).to(device)
-            model_scores.add(log_probs, targets.to(device), chars)
+                log_probs, first = neighbours.mix_first(log_probs.cpu(), states.cpu())
+                log_probs = log_probs.to(device)
+                first = None if first is None else first.to(device)
+            model_scores.add(log_probs, targets.to(device), chars, first)
     results: dict[str, Any] = {
         "model": model_scores.summary(),
         "model_seconds": round(time.perf_counter() - started, 1),

@@ -37,11 +37,15 @@ class RankingTotals:
     chars_saved: int = 0  # characters of the targets found in the top SAVINGS_K
 
     def add(self, log_probs: torch.Tensor, targets: torch.Tensor, special_ids: list[int],
-            target_chars: torch.Tensor | None = None) -> None:
+            target_chars: torch.Tensor | None = None, first: torch.Tensor | None = None
+            ) -> None:
         """Add a batch. log_probs: (batch, vocab), normalised; targets: (batch,).
 
         ``target_chars`` (batch,): each target word's length in characters, the
-        word as written (an ``<unk>`` target still has a length).
+        word as written (an ``<unk>`` target still has a length). ``first``
+        (batch, vocab): the scores the first suggestion is chosen by, when the
+        engine ranks it apart (``NeighbourSettings.first_weight``): its best word
+        goes first, the rest keep the order of ``log_probs``.
         """
         log_probs = log_probs.float()
         target_lp = log_probs.gather(1, targets[:, None]).squeeze(1)  # (batch,)
@@ -49,8 +53,14 @@ class RankingTotals:
         ranked[:, special_ids] = -math.inf
         target_score = ranked.gather(1, targets[:, None])  # (batch, 1)
         # Rank = 1 + words scored strictly higher.
-        self.add_ranks(target_lp, (ranked > target_score).sum(1) + 1, targets, special_ids,
-                       target_chars)
+        rank = (ranked > target_score).sum(1) + 1
+        if first is not None:
+            chosen = first.float().clone()
+            chosen[:, special_ids] = -math.inf
+            word = chosen.argmax(1, keepdim=True)  # (batch, 1)
+            counted = ranked.gather(1, word) > target_score  # already among those higher
+            rank = torch.where(word[:, 0] == targets, 1, rank + (~counted[:, 0]).long())
+        self.add_ranks(target_lp, rank, targets, special_ids, target_chars)
 
     def add_ranks(self, target_lp: torch.Tensor, rank: torch.Tensor, targets: torch.Tensor,
                   special_ids: list[int], target_chars: torch.Tensor | None = None) -> None:

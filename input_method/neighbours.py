@@ -358,6 +358,20 @@ class NeighbourMemory:
             return log_probs
         return self.mix_probs(log_probs, self.probs(states), self.settings.weight)
 
+    def mix_first(self, log_probs: torch.Tensor, states: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`mix`, and the mixture the first suggestion is ranked by (its own κ and
+        T, one search for both), or None where the settings give it none."""
+        settings = self.settings
+        if settings.first_weight is None or settings.first_temperature is None:
+            return self.mix(log_probs, states), None
+        distances, words = self.index.search(states, settings.k, settings.probes)
+        served = self.mix_probs(log_probs, votes(distances, words, settings.temperature,
+                                                 self.vocab_size), settings.weight)
+        first = self.mix_probs(log_probs, votes(distances, words, settings.first_temperature,
+                                                self.vocab_size), settings.first_weight)
+        return served, first
+
     def mix_targets(self, probs: torch.Tensor, states: torch.Tensor, targets: torch.Tensor
                     ) -> torch.Tensor:
         """:meth:`mix` for one word per row: P(target) (N,) -> (1 − κ) P + κ P_neighbours
@@ -428,3 +442,30 @@ def mixed_ranks(probs: torch.Tensor, ranked: torch.Tensor, neighbours: torch.Ten
     now_above = (keep * probs.gather(1, voted) + add * neighbours.gather(1, voted) > target) & once
     rank = 1 + above[:, 0] - was_above.sum(1) + now_above.sum(1)
     return target[:, 0].log(), rank
+
+
+def first_words(probs: torch.Tensor, best: torch.Tensor, neighbours: torch.Tensor,
+                words: torch.Tensor, weight: float, special_ids: list[int]) -> torch.Tensor:
+    """(B,) the best suggestable word of :meth:`NeighbourMemory.mix_probs`'s mixture
+    without building it: ``best`` (B,), the best suggestable word of ``probs`` (B, V),
+    or one of the voted ``words`` (B, k), whichever the mixture puts higher (a word no
+    neighbour voted for keeps its place below ``best``)."""
+    candidates = torch.cat([best[:, None], words], 1)  # (B, k + 1)
+    found = neighbours.sum(1, keepdim=True) > 0  # (B, 1)
+    keep = torch.where(found, 1.0 - weight, 1.0)
+    add = torch.where(found, weight, 0.0)
+    mixed = keep * probs.gather(1, candidates) + add * neighbours.gather(1, candidates)
+    mixed[torch.isin(candidates, torch.tensor(special_ids))] = -1.0
+    return candidates.gather(1, mixed.argmax(1, keepdim=True))[:, 0]
+
+
+def first_placed(rank: torch.Tensor, first_rank: torch.Tensor, first: torch.Tensor,
+                 targets: torch.Tensor) -> torch.Tensor:
+    """Each target's rank (B,) once ``first`` (B,) is put first: 1 if it is the target,
+    else its rank, plus one when the first word was ranked below it (``first_rank``:
+    that word's rank in the same ranking, as :func:`mixed_ranks` gives it).
+
+        ranking     a  b  t  c  f         ->   f  a  b  t  c      t: 3 -> 4
+        ranking     a  f  t  c            ->   f  a  t  c         t: 3 -> 3
+    """
+    return torch.where(first == targets, 1, rank + (first_rank > rank).long())

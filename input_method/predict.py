@@ -258,15 +258,27 @@ class Predictor:
 
         ``previous`` is the last word as typed (default: the word of the last id).
         """
+        return self._next_word_rankings(context_ids, previous, first=False)[0]
+
+    def _next_word_rankings(self, context_ids: list[int], previous: str | None, first: bool
+                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`next_word_log_probs`, and with ``first`` what the first suggestion is
+        ranked by (:meth:`rankings`), the user model blended into both."""
         if previous is None:
             previous = self.vocab.itos[context_ids[-1]]
         with torch.inference_mode():
             model = self.model  # read once: adapt() may swap it from another thread
             features, _ = model.features(torch.tensor([context_ids]))  # (1, seq, hidden)
             last = features[:, -1]  # (1, hidden)
-            log_probs = self.distributions(
-                model.logits(last), [ngram_context_ids(context_ids, self.vocab.pad_id)], last)
-            return self.user_model.blend(log_probs[0], previous)
+            contexts = [ngram_context_ids(context_ids, self.vocab.pad_id)]
+            return self._blended(*self._mixtures(model.logits(last), contexts, last, first),
+                                 previous)
+
+    def _blended(self, log_probs: torch.Tensor, first: torch.Tensor | None, previous: str
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Row 0 of both rankings with the user model blended in."""
+        return (self.user_model.blend(log_probs[0], previous),
+                None if first is None else self.user_model.blend(first[0], previous))
 
     def distributions(self, logits: torch.Tensor, contexts: list[list[int]],
                       states: torch.Tensor | None = None) -> torch.Tensor:
@@ -274,14 +286,28 @@ class Predictor:
         row's last context ids (``mixture.ngram_context_ids``) and the network's
         ``states`` (batch, hidden) they came from: the shipped n-gram and neighbour
         memory are mixed in here, nowhere else."""
+        return self._mixtures(logits, contexts, states, first=False)[0]
+
+    def rankings(self, logits: torch.Tensor, contexts: list[list[int]], states: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`distributions`, and the log-distributions the first suggestion is
+        ranked by where the neighbour memory ranks it apart (its own κ and T,
+        ``NeighbourSettings.first_weight``), else None."""
+        return self._mixtures(logits, contexts, states, first=True)
+
+    def _mixtures(self, logits: torch.Tensor, contexts: list[list[int]],
+                  states: torch.Tensor | None, first: bool
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (batch, V)
         if self.ngram is not None:
             log_probs = mix_log_probs(log_probs, self.ngram.probs(torch.tensor(contexts)),
                                       self.ngram_weight)
-        if states is not None and self._neighbours_ready():
-            assert self.neighbours is not None
-            log_probs = self.neighbours.mix(log_probs, states)
-        return log_probs
+        if states is None or not self._neighbours_ready():
+            return log_probs, None
+        assert self.neighbours is not None
+        if first:
+            return self.neighbours.mix_first(log_probs, states)
+        return self.neighbours.mix(log_probs, states), None
 
     def _neighbours_ready(self) -> bool:
         """Whether the neighbour memory is built and fits the network now served."""
@@ -295,33 +321,48 @@ class Predictor:
         only words those letters spell are returned, still ranked by the model.
         """
         _check_top_k(top_k)
-        return self.top_words(self.next_word_log_probs(*self._context(prefix)), top_k, pinyin)
+        log_probs, first = self._next_word_rankings(*self._context(prefix), first=True)
+        return self.top_words(log_probs, top_k, pinyin, first)
 
     @functools.cached_property
     def pinyin_index(self) -> PinyinIndex:
         """Readings of the vocabulary, built on the first pinyin query (about a second)."""
         return PinyinIndex(self.vocab.itos)
 
-    def top_words(self, log_probs: torch.Tensor, top_k: int,
-                  pinyin: str | None = None) -> list[Suggestion]:
-        """The best ``top_k`` words of a (V,) log-distribution, specials left out."""
+    def top_words(self, log_probs: torch.Tensor, top_k: int, pinyin: str | None = None,
+                  first: torch.Tensor | None = None) -> list[Suggestion]:
+        """The best ``top_k`` words of a (V,) log-distribution, specials left out.
+
+        ``first`` (V,): scores the first word is chosen by instead (:meth:`rankings`);
+        the others follow in the order of ``log_probs``. Every probability shown is
+        the one ``log_probs`` gives, so the first may show less than the second.
+        """
         if pinyin is not None:
-            return self._top_pinyin_words(log_probs, top_k, normalize_typed(pinyin))
+            return self._top_pinyin_words(log_probs, top_k, normalize_typed(pinyin), first)
         with torch.inference_mode():
             log_probs = log_probs.clone()
             log_probs[self._never] = -math.inf
             k = min(top_k, len(self.vocab) - len(self._never))
-            values, indices = torch.topk(log_probs, k)
-        pairs = zip(values.tolist(), indices.tolist(), strict=True)
-        return [(self.vocab.itos[i], math.exp(v)) for v, i in pairs]
+            indices = torch.topk(log_probs, k).indices.tolist()
+            if first is not None:
+                chosen = first.clone()
+                chosen[self._never] = -math.inf
+                best = int(chosen.argmax())
+                indices = [best, *(i for i in indices if i != best)][:k]
+        return [(self.vocab.itos[i], math.exp(float(log_probs[i]))) for i in indices]
 
-    def _top_pinyin_words(self, log_probs: torch.Tensor, top_k: int, typed: str) -> list[Suggestion]:
+    def _top_pinyin_words(self, log_probs: torch.Tensor, top_k: int, typed: str,
+                          first: torch.Tensor | None) -> list[Suggestion]:
         candidates = self.pinyin_index.candidates(typed) if typed else []
         if not candidates:
             return []  # no letters, or letters no word starts with
         with torch.inference_mode():
             ids = torch.tensor(candidates)
             ranked = ids[torch.argsort(log_probs[ids], descending=True)].tolist()
+            if first is not None:  # the best word ``typed`` spells, by ``first``, leads
+                lead = self.pinyin_index.filter(
+                    ids[torch.argsort(first[ids], descending=True)].tolist(), typed, 1)
+                ranked = [*lead, *(i for i in ranked if i not in lead)]
         chosen = self.pinyin_index.filter(ranked, typed, top_k)
         return [(self.vocab.itos[i], math.exp(float(log_probs[i]))) for i in chosen]
 
@@ -428,9 +469,9 @@ class TypingSession:
         predictor = self.predictor
         with torch.inference_mode():
             before = ngram_context_ids(self._ids, predictor.vocab.pad_id)
-            log_probs = predictor.distributions(model.logits(last), [before], last)[0]  # (V,)
-            log_probs = predictor.user_model.blend(log_probs, previous)
-        return predictor.top_words(log_probs, top_k, pinyin)
+            log_probs, first = predictor._blended(  # (V,) each
+                *predictor.rankings(model.logits(last), [before], last), previous)
+        return predictor.top_words(log_probs, top_k, pinyin, first)
 
     def complete(self, prefix: str, top_k: int = 5, max_words: int = 3,
                  beam_width: int = 0) -> list[Suggestion]:

@@ -36,3 +36,19 @@ def test_keystroke_savings_counts_characters_of_top5_hits():
     totals.add(log_probs, torch.tensor([3, 11, 1]), special_ids=[0, 1, 2],
                target_chars=torch.tensor([2, 3, 4]))
     assert totals.summary()["keystroke_savings"] == 2 / 9
+
+
+def test_a_first_word_ranked_apart_leads_and_the_rest_keep_their_order():
+    """With ``first`` scores their best suggestable word goes first and every other word
+    keeps its order under the distribution: a target below that word moves down one,
+    one above it stays, the word itself is rank 1; the loss is the distribution's."""
+    log_probs = torch.tensor([[0.0, 0.4, 0.3, 0.2, 0.1]] * 3).log()  # ranking 1 2 3 4
+    first = torch.tensor([[0.9, 0.0, 0.0, 0.1, 0.0]] * 3)  # word 0 is special: 3 leads
+    totals = RankingTotals()
+    totals.add(log_probs, torch.tensor([2, 4, 3]), special_ids=[0], first=first)
+    # bar: 3 1 2 4 -> target 2 rank 3 (was 2), target 4 rank 4 (stays), target 3 rank 1
+    result = totals.summary()
+    assert result["hit@1"] == 1 / 3
+    assert math.isclose(result["mrr"], (1 / 3 + 1 / 4 + 1) / 3, rel_tol=1e-6)
+    assert math.isclose(result["loss"], -(math.log(0.3) + math.log(0.1) + math.log(0.2)) / 3,
+                        rel_tol=1e-5)

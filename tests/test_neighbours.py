@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -12,11 +13,13 @@ from input_method.checkpoint import export_checkpoint, load_model, load_neighbou
 from input_method.config import ExportConfig, ModelConfig, NeighbourSettings
 from input_method.errors import CheckpointError
 from input_method.metrics import RankingTotals
-from input_method.mixture import fit
+from input_method.mixture import fit, ranking_key
 from input_method.model import NextWordModel
 from input_method.neighbours import (
     NeighbourIndex,
     NeighbourMemory,
+    first_placed,
+    first_words,
     mixed_ranks,
     text_pieces,
     text_states,
@@ -151,8 +154,12 @@ def test_fingerprint_follows_the_network_text_and_index_settings():
 
 
 def test_bad_settings_are_refused():
-    """κ outside [0, 1), a temperature of 0 or a zero size are value errors."""
-    for changes in ({"weight": 1.0}, {"temperature": 0.0}, {"k": 0}, {"lists": 0}):
+    """κ outside [0, 1), a temperature of 0 or a zero size are value errors, and so
+    are a first suggestion's κ without its T and a bad first κ or T."""
+    for changes in ({"weight": 1.0}, {"temperature": 0.0}, {"k": 0}, {"lists": 0},
+                    {"first_weight": 0.3}, {"first_temperature": 1.0},
+                    {"first_weight": 1.0, "first_temperature": 1.0},
+                    {"first_weight": 0.3, "first_temperature": 0.0}):
         with pytest.raises(ValueError):
             settings(**changes)
 
@@ -330,3 +337,100 @@ def test_mixed_ranks_agree_with_mixing_the_whole_vocabulary():
         full.add(mixed, targets, special)
         sparse.add_ranks(target_lp, rank, targets, special)
         assert sparse.hits == full.hits
+
+
+def test_first_words_and_places_agree_with_mixing_the_whole_vocabulary():
+    """first_words() picks the best suggestable word of the full mixture (rows without
+    neighbours, voted specials included), and first_placed() gives every target the
+    rank RankingTotals gives it with that word put first."""
+    generator = torch.Generator().manual_seed(5)
+    batch, vocab_size, k, special = 2000, 50, 8, [0, 1, 2]
+    probs = torch.softmax(torch.randn(batch, vocab_size, generator=generator) * 2, 1)
+    words = torch.randint(0, 30, (batch, k), generator=generator)
+    votes = torch.softmax(torch.randn(batch, k, generator=generator) * 3, 1)
+    votes[:50] = 0.0
+    neighbours = torch.zeros_like(probs).scatter_add_(1, words, votes)
+    targets = torch.randint(0, 30, (batch,), generator=generator)
+    suggestable = probs.clone()
+    suggestable[:, special] = -1.0
+    ranked, best = suggestable.sort(1).values, suggestable.argmax(1)
+    rest_weight = 0.2
+    rest = NeighbourMemory.mix_probs(probs.log(), neighbours, rest_weight)
+    _, rank = mixed_ranks(probs, ranked, neighbours, words, rest_weight, targets, special)
+    moved = 0
+    for weight in (0.0, 0.4, 0.7):
+        mixed = NeighbourMemory.mix_probs(probs.log(), neighbours, weight)
+        scored = mixed.clone()
+        scored[:, special] = -float("inf")
+        first = first_words(probs, best, neighbours, words, weight, special)
+        assert torch.equal(first, scored.argmax(1))
+        _, first_rank = mixed_ranks(probs, ranked, neighbours, words, rest_weight, first,
+                                    special)
+        placed = first_placed(rank, first_rank, first, targets)
+        full, sparse = RankingTotals(), RankingTotals()
+        full.add(rest, targets, special, first=mixed)
+        sparse.add_ranks(rest.gather(1, targets[:, None])[:, 0], placed, targets, special)
+        assert sparse.hits == full.hits
+        assert math.isclose(sparse.reciprocal_rank, full.reciprocal_rank, rel_tol=1e-6)
+        moved += int((placed != rank).sum())
+    assert moved > 0  # the first words differed from the rest's in some rows
+
+
+def test_mix_first_serves_the_mixture_and_ranks_the_first_word_by_its_own():
+    """mix_first() returns what mix() serves and, with a first κ and T, the mixture at
+    those; without them, None."""
+    model = network()
+    states, _ = text_states(model, TEXT, START, PAD, 4)
+    log_probs = torch.log_softmax(torch.randn(len(states), V), -1)
+    plain = NeighbourMemory.building(model, TEXT, START, PAD, 4, settings(), V)
+    served, first = plain.mix_first(log_probs, states)
+    assert first is None and torch.equal(served, plain.mix(log_probs, states))
+    apart = NeighbourMemory(plain.wait(), settings(first_weight=0.6, first_temperature=0.5), V)
+    sharper = NeighbourMemory(plain.wait(), settings(weight=0.6, temperature=0.5), V)
+    served, first = apart.mix_first(log_probs, states)
+    torch.testing.assert_close(served, plain.mix(log_probs, states))
+    torch.testing.assert_close(first, sharper.mix(log_probs, states))
+
+
+def test_export_ranks_the_first_word_apart_when_validation_prefers_it(
+        tiny_model_dir, processed_dir, tmp_path):
+    """fit() scores every (T, κ) of the grid as the first word's ranking with the chosen
+    one ranking the rest, and stores it only when it ranks better than the rest's own;
+    the engine then leads with that mixture's best word, a session and predict agree,
+    and the probabilities shown stay the served mixture's."""
+    from input_method.predict import Predictor
+
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.3,), phrase_memory=True, memory_weights=(0.5,),
+                          neighbours=True, neighbour_weights=(0.1, 0.5, 0.9),
+                          neighbour_temperatures=(0.2, 5.0))
+    stored = fit(tiny_model_dir, config)
+    table = stored["validation"]["by_neighbour_setting"]
+    firsts = [key for key in table if key.startswith("first ")]
+    assert len(firsts) == 6
+    chosen = stored["neighbours"]
+    rest = table[f"first T {chosen['temperature']} κ {chosen['weight']}"]
+    if chosen.get("first_weight") is None:
+        assert all(sum(ranking_key(table[key] | {"loss": 0.0})) <=
+                   sum(ranking_key(rest | {"loss": 0.0})) for key in firsts)
+        # make one for the engine's part of the test
+        chosen = stored["neighbours"] = chosen | {"first_weight": 0.9, "first_temperature": 0.1}
+    else:
+        best = table[f"first T {chosen['first_temperature']} κ {chosen['first_weight']}"]
+        assert best["hit@1"] + best["hit@5"] > rest["hit@1"] + rest["hit@5"]
+    export_checkpoint(tiny_model_dir, tmp_path / "m", stored)
+    predictor = Predictor.load(tmp_path / "m")
+    predictor.wait_until_ready()
+    session = predictor.session()
+    for prefix in ("今天", "今天天气", "我们", "我"):
+        context = predictor.context_ids(prefix)
+        served, first = predictor._next_word_rankings(context, None, first=True)
+        assert first is not None
+        assert torch.equal(served, predictor.next_word_log_probs(context))
+        shown = predictor.predict(prefix, 5)
+        first = first.clone()
+        first[predictor._never] = -math.inf
+        assert shown[0][0] == predictor.vocab.itos[int(first.argmax())]
+        assert all(p == pytest.approx(served[predictor.vocab.stoi[w]].exp().item(), rel=1e-5)
+                   for w, p in shown)
+        assert session.predict(prefix, 5) == shown

@@ -161,6 +161,25 @@ def test_pinyin_filter_returns_only_matching_words_ranked_by_the_model(predictor
     _same(session.predict("我今天", 5, pinyin="bj"), suggestions)
 
 
+def test_a_first_ranking_picks_the_first_word_and_the_rest_keep_their_order(predictor):
+    """top_words(first=...) puts the best word by ``first`` first (the best one the
+    letters spell, with pinyin) and the others in the order of the distribution, every
+    probability the distribution's."""
+    log_probs = predictor.next_word_log_probs(predictor.context_ids("我今天"))
+    plain = predictor.top_words(log_probs, 5)
+    first = torch.full_like(log_probs, -math.inf)
+    first[predictor.vocab.stoi[plain[3][0]]] = 0.0
+    first[predictor.vocab.special_ids] = 1.0  # never suggested, so never first
+    apart = predictor.top_words(log_probs, 5, first=first)
+    assert apart == [plain[3], *plain[:3], plain[4]]
+
+    spelled = predictor.top_words(log_probs, 5, pinyin="w")  # 我, 玩
+    assert len(spelled) >= 2
+    first[predictor.vocab.stoi[spelled[-1][0]]] = 0.5  # above plain[3], which "w" may not spell
+    assert predictor.top_words(log_probs, 5, pinyin="w", first=first) == [
+        spelled[-1], *spelled[:-1]]
+
+
 def test_complete_returns_sorted_distinct_phrases_with_product_probabilities(predictor):
     """Each phrase's probability is the product of the step probabilities, recomputed here."""
     phrases = predictor.complete("我", top_k=5, max_words=2)
