@@ -2,6 +2,7 @@
 
     python scripts/shipped_checks.py temperature --windows 60000   # sharpen or soften the network
     python scripts/shipped_checks.py precision --int8-from M        # the output layer in int8
+    python scripts/shipped_checks.py first-slot --windows 0 [--bar]  # the first word ranked apart
 
 mixing_checks.py studies the network with the trigram alone; these checks score
 the mixture as the engine serves it (``Predictor.distributions``): the network
@@ -14,6 +15,9 @@ its temperature) and reuse the shipped index (built, or read from the cache).
 - ``precision``: matrices of the output layer taken from an int8 export of the
   same network (``--int8-from``, e.g. the shipped student's int8 export) in
   place of the shipped 4-bit ones: what the size budget left free would buy.
+- ``first-slot``: bars whose first word is ranked by one neighbour (T, κ) and the
+  other four by another (``NeighbourSettings.first_weight``), as every word is
+  ranked or, with ``--bar``, as the suggestion bar offers them (no punctuation).
 
 Each prints hit@1 / hit@5 on the two halves of the first ``--windows``
 validation windows (0: all) and on all of them, counted as ``ime evaluate``
@@ -98,15 +102,18 @@ def top_words(probs: torch.Tensor, best: torch.Tensor, voted: torch.Tensor, word
 
 
 def first_slot(predictor: Predictor, data_dir: Path, windows: int,
-               firsts: list[tuple[float, float]], rests: list[tuple[float, float]]) -> None:
+               firsts: list[tuple[float, float]], rests: list[tuple[float, float]],
+               bar: bool = False) -> None:
     """Print hit@1 / hit@5 of suggestion bars whose first word comes from one neighbour
     setting A (T, κ) and the other four from another, B: the bar is A's first word, then
     B's ranking without it, so a target's rank is 1 if it is A's first word, else its
-    rank under B, plus one if B ranked A's first word below it."""
+    rank under B, plus one if B ranked A's first word below it. ``bar``: ranked as the
+    suggestion bar offers words (no punctuation), not every word."""
     vocab, counts, neighbours = predictor.vocab, predictor.ngram, predictor.neighbours
     if counts is None or neighbours is None:
         raise SystemExit("the model ships no phrase memory and neighbour memory")
-    settings, special = neighbours.settings, vocab.special_ids
+    settings = neighbours.settings
+    special = vocab.unsuggested_ids if bar else vocab.special_ids
     valid = WindowDataset.from_split(data_dir, "valid", context_size_of(data_dir), len(vocab),
                                      windows).last_words(predictor.context_size)
     grid = sorted(set(firsts) | set(rests))
@@ -187,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=float, nargs="+", default=None,
                         help="λ (default: 0.2 0.3 0.4 for temperature, the shipped λ and "
                         "the network alone for precision)")
+    parser.add_argument("--bar", action="store_true", help="first-slot: rank as the "
+                        "suggestion bar does (no punctuation), the rest as shipped")
     parser.add_argument("--int8-from", help="precision: an int8 export of the same network")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -198,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check == "first-slot":
         first_slot(predictor, Path(args.data_dir), args.windows,
                    [(t, k) for t in (0.5, 0.7, 1.0) for k in (0.25, 0.3, 0.35, 0.4)],
-                   [(t, k) for t in (0.7, 1.0, 1.4) for k in (0.2, 0.25, 0.3, 0.35)])
+                   [(0.7, 0.3)] if args.bar else
+                   [(t, k) for t in (0.7, 1.0, 1.4) for k in (0.2, 0.25, 0.3, 0.35)], args.bar)
         return 0
     if args.check == "temperature":
         for tau in args.temperatures:
