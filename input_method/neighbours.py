@@ -366,11 +366,20 @@ class NeighbourMemory:
         if settings.first_weight is None or settings.first_temperature is None:
             return self.mix(log_probs, states), None
         distances, words = self.index.search(states, settings.k, settings.probes)
-        served = self.mix_probs(log_probs, votes(distances, words, settings.temperature,
-                                                 self.vocab_size), settings.weight)
-        first = self.mix_probs(log_probs, votes(distances, words, settings.first_temperature,
-                                                self.vocab_size), settings.first_weight)
-        return served, first
+        # What mix_probs does twice, with P computed once (a key press is one row of
+        # 30,000 words: each pass over it counts); the same values, bit for bit.
+        found = torch.isfinite(distances).any(1, keepdim=True)  # (B, 1): a vote at all
+        probs = log_probs.exp()
+
+        def mixed(temperature: float, weight: float) -> torch.Tensor:
+            if weight <= 0:
+                return log_probs
+            neighbours = votes(distances, words, temperature, self.vocab_size)
+            mixture = (probs * (1 - weight)).add_(neighbours, alpha=weight).log_()
+            return mixture if bool(found.all()) else torch.where(found, mixture, log_probs)
+
+        return (mixed(settings.temperature, settings.weight),
+                mixed(settings.first_temperature, settings.first_weight))
 
     def mix_targets(self, probs: torch.Tensor, states: torch.Tensor, targets: torch.Tensor
                     ) -> torch.Tensor:

@@ -378,7 +378,7 @@ def test_first_words_and_places_agree_with_mixing_the_whole_vocabulary():
 
 def test_mix_first_serves_the_mixture_and_ranks_the_first_word_by_its_own():
     """mix_first() returns what mix() serves and, with a first κ and T, the mixture at
-    those; without them, None."""
+    those, bit for bit; without them, None."""
     model = network()
     states, _ = text_states(model, TEXT, START, PAD, 4)
     log_probs = torch.log_softmax(torch.randn(len(states), V), -1)
@@ -388,8 +388,19 @@ def test_mix_first_serves_the_mixture_and_ranks_the_first_word_by_its_own():
     apart = NeighbourMemory(plain.wait(), settings(first_weight=0.6, first_temperature=0.5), V)
     sharper = NeighbourMemory(plain.wait(), settings(weight=0.6, temperature=0.5), V)
     served, first = apart.mix_first(log_probs, states)
-    torch.testing.assert_close(served, plain.mix(log_probs, states))
-    torch.testing.assert_close(first, sharper.mix(log_probs, states))
+    assert torch.equal(served, plain.mix(log_probs, states))  # bit for bit
+    assert torch.equal(first, sharper.mix(log_probs, states))
+
+    class NoneForRowZero:  # the index, but row 0's probed lists held no key
+        def search(self, queries, k, probes):
+            distances, words = plain.wait().search(queries, k, probes)
+            distances[0] = float("inf")
+            return distances, words
+
+    served, first = NeighbourMemory(NoneForRowZero(), apart.settings, V).mix_first(log_probs,
+                                                                                   states)
+    assert torch.equal(served[0], log_probs[0]) and torch.equal(first[0], log_probs[0])
+    assert torch.equal(served[1:], plain.mix(log_probs, states)[1:])
 
 
 def test_export_ranks_the_first_word_apart_when_validation_prefers_it(
