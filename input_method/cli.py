@@ -161,7 +161,8 @@ def _export(args: argparse.Namespace) -> int:
                       data_dir=args.data_dir, tune_windows=args.tune_windows,
                       quantization=args.quantization,
                       phrase_memory=True if args.phrase_memory else None,
-                      neighbours=True if args.neighbours else None)
+                      neighbours=True if args.neighbours else None,
+                      first_word=False if args.no_first_word else None)
     ngram = mixture.fit(args.model, config)
     path = export_checkpoint(args.model, args.output, ngram, config.quantization)
     if ngram is not None:
@@ -173,8 +174,12 @@ def _export(args: argparse.Namespace) -> int:
             print(f"and the phrase memory of its {ngram['memory']['words']:,} training words "
                   f"with weight {ngram['memory_weight']} inside the trigram's share")
         if "neighbours" in ngram:
+            settings = ngram["neighbours"]
             print(f"and the neighbour memory (its states rebuilt at load) with weight "
-                  f"{ngram['neighbours']['weight']}, T {ngram['neighbours']['temperature']}")
+                  f"{settings['weight']}, T {settings['temperature']}")
+            if settings.get("first_weight") is not None:
+                print(f"the first suggestion ranked with weight {settings['first_weight']}, "
+                      f"T {settings['first_temperature']}")
     print(f"exported {args.model} to {path} ({path.stat().st_size / 2**20:.1f} MiB); "
           f"score it with: ime evaluate --model {args.output}")
     return 0
@@ -345,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also mix in what followed the training text's states nearest to the "
                    "network's (kNN-LM; the states are rebuilt at load, a minute or two, and "
                    "cached; needs --phrase-memory)")
+    x.add_argument("--no-first-word", action="store_true",
+                   help="with --neighbours: rank the first suggestion like the rest, never by "
+                   "its own κ and T (by default validation decides; it gains only where "
+                   "punctuation competes with words and costs a key press about 0.3 ms)")
     x.set_defaults(handler=_export)
 
     b = sub.add_parser("bench", help="measure latency, training and preprocessing speed",

@@ -180,6 +180,9 @@ class ExportConfig:
     neighbour_weights: tuple[float, ...] = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
     # T as multiples of the median squared distance to the nearest stored state
     neighbour_temperatures: tuple[float, ...] = (0.35, 0.5, 0.7, 1.0, 1.4)
+    # Then, from the same grid, the first suggestion's own κ and T if they rank better
+    # (NeighbourSettings.first_weight); False: the first ranked like the rest.
+    first_word: bool = True
 
 
 @dataclass(frozen=True)

@@ -280,8 +280,9 @@ def choose_neighbours(model: NextWordModel, vocab: Vocab, counts: CountModel,
                       ) -> tuple[NeighbourSettings | None, dict[str, dict[str, float]]]:
     """The neighbour memory's κ and T, chosen after λ and ν by the same rule
     (:func:`ranking_key`), then the first suggestion's own κ and T
-    (:func:`choose_first`); None when κ 0 wins. The table: each (T, κ)'s figures,
-    then each first-suggestion (T, κ)'s with the chosen ones ranking the rest.
+    (:func:`choose_first`, unless ``config.first_word`` is off); None when κ 0 wins.
+    The table: each (T, κ)'s figures, then each first-suggestion (T, κ)'s with the
+    chosen ones ranking the rest.
 
     T is tried at multiples of the median squared distance from a validation state
     to its nearest stored state (its scale depends on the network), and stored as
@@ -312,6 +313,8 @@ def choose_neighbours(model: NextWordModel, vocab: Vocab, counts: CountModel,
     if kappa <= 0:
         return None, table
     chosen = dataclasses.replace(base, weight=kappa, temperature=temperature)
+    if not config.first_word:
+        return chosen, table
     first, by_first = choose_first(model, vocab, counts, index, weight, config, context_size,
                                    chosen, temperatures)
     table.update(by_first)

@@ -106,3 +106,22 @@ def test_learn_counts_adapts_and_forgets_from_the_cli(tiny_model_dir, tmp_path, 
     assert not history.exists() and not history.with_name("history.adapted.pt").exists()
     assert main(["learn", str(tmp_path / "missing.txt"), *args]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_export_flags_reach_the_export_config(monkeypatch, tmp_path):
+    """`ime export --neighbours --no-first-word` asks fit() for the neighbour memory
+    without the first word's own κ and T; without the flag validation decides."""
+    from input_method import checkpoint, mixture
+
+    seen = []
+
+    def exported(*args):
+        (tmp_path / "best.pt").write_bytes(b"x")
+        return tmp_path / "best.pt"
+
+    monkeypatch.setattr(mixture, "fit", lambda model, config: seen.append(config))
+    monkeypatch.setattr(checkpoint, "export_checkpoint", exported)
+    base = ["export", "--model", "m", "--output", "o", "--ngram-min-count", "1",
+            "--phrase-memory", "--neighbours"]
+    assert main([*base, "--no-first-word"]) == 0 and main(base) == 0
+    assert [(c.neighbours, c.first_word) for c in seen] == [(True, False), (True, True)]

@@ -445,3 +445,16 @@ def test_export_ranks_the_first_word_apart_when_validation_prefers_it(
         assert all(p == pytest.approx(served[predictor.vocab.stoi[w]].exp().item(), rel=1e-5)
                    for w, p in shown)
         assert session.predict(prefix, 5) == shown
+
+
+def test_export_without_the_first_word_ranks_it_like_the_rest(tiny_model_dir, processed_dir):
+    """``first_word=False`` (``ime export --no-first-word``) skips the first word's grid:
+    no first κ or T is stored and the table has no first-word rows."""
+    config = ExportConfig(ngram_min_count=1, data_dir=str(processed_dir), tune_windows=0,
+                          ngram_weights=(0.3,), phrase_memory=True, memory_weights=(0.5,),
+                          neighbours=True, neighbour_weights=(0.1, 0.5, 0.9),
+                          neighbour_temperatures=(0.2, 5.0), first_word=False)
+    stored = fit(tiny_model_dir, config)
+    assert stored["neighbours"]["first_weight"] is None
+    assert not [key for key in stored["validation"]["by_neighbour_setting"]
+                if key.startswith("first ")]
