@@ -35,6 +35,7 @@ from input_method.metrics import RankingTotals
 from input_method.model import NextWordModel, window_features
 from input_method.neighbours import (
     NeighbourIndex,
+    best_suggestable,
     first_placed,
     first_words,
     mixed_ranks,
@@ -340,9 +341,7 @@ def choose_first(model: NextWordModel, vocab: Vocab, counts: CountModel,
         rest = votes(distances, words, chosen.temperature, len(vocab))
         target_lp, rank = mixed_ranks(probs, ranked, rest, words, chosen.weight, targets,
                                       special)
-        suggestable = probs.clone()
-        suggestable[:, special] = -1.0
-        best = suggestable.argmax(1)
+        best = best_suggestable(probs, special)
         for temperature in temperatures:
             neighbours = votes(distances, words, temperature, len(vocab))
             for kappa in config.neighbour_weights:

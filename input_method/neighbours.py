@@ -366,20 +366,16 @@ class NeighbourMemory:
         if settings.first_weight is None or settings.first_temperature is None:
             return self.mix(log_probs, states), None
         distances, words = self.index.search(states, settings.k, settings.probes)
-        # What mix_probs does twice, with P computed once (a key press is one row of
-        # 30,000 words: each pass over it counts); the same values, bit for bit.
-        found = torch.isfinite(distances).any(1, keepdim=True)  # (B, 1): a vote at all
+        # P and the rows with a vote once for both (a key press is one row of 30,000
+        # words: each pass over it counts); the same values as mix(), bit for bit.
         probs = log_probs.exp()
-
-        def mixed(temperature: float, weight: float) -> torch.Tensor:
-            if weight <= 0:
-                return log_probs
-            neighbours = votes(distances, words, temperature, self.vocab_size)
-            mixture = (probs * (1 - weight)).add_(neighbours, alpha=weight).log_()
-            return mixture if bool(found.all()) else torch.where(found, mixture, log_probs)
-
-        return (mixed(settings.temperature, settings.weight),
-                mixed(settings.first_temperature, settings.first_weight))
+        found = torch.isfinite(distances).any(1, keepdim=True)  # (B, 1)
+        served, first = (
+            self.mix_probs(log_probs, votes(distances, words, temperature, self.vocab_size),
+                           weight, probs, found)
+            for temperature, weight in ((settings.temperature, settings.weight),
+                                        (settings.first_temperature, settings.first_weight)))
+        return served, first
 
     def mix_targets(self, probs: torch.Tensor, states: torch.Tensor, targets: torch.Tensor
                     ) -> torch.Tensor:
@@ -391,15 +387,20 @@ class NeighbourMemory:
         return torch.where(neighbours.sum(1) > 0, mixed, probs)
 
     @staticmethod
-    def mix_probs(log_probs: torch.Tensor, neighbours: torch.Tensor, weight: float
+    def mix_probs(log_probs: torch.Tensor, neighbours: torch.Tensor, weight: float,
+                  probs: torch.Tensor | None = None, found: torch.Tensor | None = None
                   ) -> torch.Tensor:
         """log((1 − weight) P + weight P_neighbours) from log P and P_neighbours (B, V);
-        rows of P_neighbours that are all zero (no neighbour found) leave P as it was."""
+        rows of P_neighbours that are all zero (no neighbour found) leave P as it was.
+        ``probs`` (P itself) and ``found`` ((B, 1): the rows with a neighbour), when the
+        caller has them, each spare a pass over the vocabulary."""
         if weight <= 0:
             return log_probs
-        found = neighbours.sum(1, keepdim=True) > 0  # (B, 1)
-        mixed = log_probs.exp().mul_(1 - weight).add_(neighbours, alpha=weight).log_()
-        return torch.where(found, mixed, log_probs)
+        if found is None:
+            found = neighbours.sum(1, keepdim=True) > 0  # (B, 1)
+        scaled = log_probs.exp().mul_(1 - weight) if probs is None else probs * (1 - weight)
+        mixed = scaled.add_(neighbours, alpha=weight).log_()
+        return mixed if bool(found.all()) else torch.where(found, mixed, log_probs)
 
 
 def votes(distances: torch.Tensor, words: torch.Tensor, temperature: float, vocab_size: int
@@ -451,6 +452,14 @@ def mixed_ranks(probs: torch.Tensor, ranked: torch.Tensor, neighbours: torch.Ten
     now_above = (keep * probs.gather(1, voted) + add * neighbours.gather(1, voted) > target) & once
     rank = 1 + above[:, 0] - was_above.sum(1) + now_above.sum(1)
     return target[:, 0].log(), rank
+
+
+def best_suggestable(probs: torch.Tensor, special_ids: list[int]) -> torch.Tensor:
+    """(B,) each row's most probable word of ``probs`` (B, V) that is not special: the
+    ``best`` :func:`first_words` starts from."""
+    suggestable = probs.clone()
+    suggestable[:, special_ids] = -1.0
+    return suggestable.argmax(1)
 
 
 def first_words(probs: torch.Tensor, best: torch.Tensor, neighbours: torch.Tensor,

@@ -37,7 +37,15 @@ from input_method.checkpoint import dequantize_state_dict, read_checkpoint, reso
 from input_method.dataset import WindowDataset, context_size_of
 from input_method.mixture import ngram_context
 from input_method.model import NextWordModel, window_features
-from input_method.neighbours import default_cache_dir, mixed_ranks, ranked_suggestable, votes
+from input_method.neighbours import (
+    best_suggestable,
+    default_cache_dir,
+    first_placed,
+    first_words,
+    mixed_ranks,
+    ranked_suggestable,
+    votes,
+)
 from input_method.ngram import mix_log_probs
 from input_method.predict import Predictor
 
@@ -88,19 +96,6 @@ def score(predictor: Predictor, data_dir: Path, windows: int,
               f"second half {figures[1]}   all {figures[2]}", flush=True)
 
 
-def top_words(probs: torch.Tensor, best: torch.Tensor, voted: torch.Tensor, words: torch.Tensor,
-              kappa: float, special: list[int]) -> torch.Tensor:
-    """(B,) the first suggestion of (1 − κ) P + κ P_neighbours: the best suggestable word
-    of P (``best``) or one of the voted ``words`` (B, k), whichever the mixture ranks
-    higher (a word no neighbour voted for keeps its order)."""
-    candidates = torch.cat([best[:, None], words], 1)  # (B, k + 1)
-    found = voted.sum(1, keepdim=True) > 0
-    keep = torch.where(found, 1.0 - kappa, 1.0)
-    mixed = keep * probs.gather(1, candidates) + (1 - keep) * voted.gather(1, candidates)
-    mixed[torch.isin(candidates, torch.tensor(special))] = -1.0
-    return candidates.gather(1, mixed.argmax(1, keepdim=True))[:, 0]
-
-
 def first_slot(predictor: Predictor, data_dir: Path, windows: int,
                firsts: list[tuple[float, float]], rests: list[tuple[float, float]],
                bar: bool = False) -> None:
@@ -128,16 +123,14 @@ def first_slot(predictor: Predictor, data_dir: Path, windows: int,
                                   counts.probs(ngram_context(inputs, vocab.pad_id)),
                                   predictor.ngram_weight).exp()
             ranked = ranked_suggestable(probs, special)
-            suggestable = probs.clone()
-            suggestable[:, special] = -1.0
-            best = suggestable.argmax(1)
+            best = best_suggestable(probs, special)
             distances, words = neighbours.index.search(states, settings.k, settings.probes)
             if not typical:
                 typical = float(distances[:, 0].median())
             missed = torch.isin(targets, torch.tensor(special))
             voted = {t: votes(distances, words, round(typical * t, 3), len(vocab))
                      for t in temperatures}
-            tops = [top_words(probs, best, voted[t], words, k, special) for t, k in grid]
+            tops = [first_words(probs, best, voted[t], words, k, special) for t, k in grid]
             for b, (t, k) in enumerate(grid):
                 if (t, k) not in rests:
                     continue
@@ -147,7 +140,7 @@ def first_slot(predictor: Predictor, data_dir: Path, windows: int,
                         continue
                     _, first_rank = mixed_ranks(probs, ranked, voted[t], words, k, first,
                                                 special)
-                    rank = torch.where(first == targets, 1, rank_b + (first_rank > rank_b))
+                    rank = first_placed(rank_b, first_rank, first, targets)
                     found.setdefault((a, b), []).append(torch.where(missed, len(vocab), rank))
     print(f"T as multiples of {typical:.3f}", flush=True)
     rows = []
