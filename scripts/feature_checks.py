@@ -189,15 +189,20 @@ def _libime(helper: str, model: str, sentences: list[list[str]],
 
 
 def engines(model: str, text_file: str | None, tokens_file: str | None,
-            libime_helper: str | None, libime_model: str | None, online: bool = False) -> dict:
+            libime_helper: str | None, libime_model: str | None, online: bool = False,
+            network_only: bool = False) -> dict:
     """The constant list, our engine and (when built) libime on the same replay.
 
     ``text_file``: one text per line, segmented by the engine's jieba;
     ``tokens_file``: one sentence per line, words split by spaces (the test
     split's ``test.tokens.txt``). ``online``: both engines learn each sentence
     once it is typed, from an empty history (kept in memory), as in use.
+    ``network_only``: the model's network alone, its trigram and memories left out
+    (to compare networks as networks).
     """
     predictor = Predictor.load(model, threads=1, cache_dir=default_cache_dir())
+    if network_only:
+        predictor.ngram, predictor.ngram_weight, predictor.neighbours = None, 0.0, None
     predictor.wait_until_ready()  # measure the settled engine
     if tokens_file:
         sentences = _token_sentences(Path(tokens_file))
@@ -307,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--libime-model", default="/usr/lib/x86_64-linux-gnu/libime/zh_CN.lm")
     parser.add_argument("--online", action="store_true",
                         help="engines: learn each sentence once typed, as the suggestion box does")
+    parser.add_argument("--network-only", action="store_true",
+                        help="engines: the network alone, without the model's trigram and memories")
     args = parser.parse_args(argv)
     if args.check == "extract":
         print("\n".join(extract(args.paths)))
@@ -319,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         result = pinyin(args.model, args.data_dir, min(args.count, 200), args.seed)
     elif args.check == "engines":
         result = engines(args.model, args.text_file, args.tokens_file,
-                         args.libime_helper, args.libime_model, args.online)
+                         args.libime_helper, args.libime_model, args.online,
+                         args.network_only)
     else:
         result = domain(args.model, args.texts, args.seed, args.history, args.text_file)
     print(json.dumps(result, ensure_ascii=False))
