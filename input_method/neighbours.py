@@ -78,6 +78,11 @@ def text_states(network: NextWordModel, text: np.ndarray, start_id: int, pad_id:
     states, nexts = [], []
     pieces = itertools.islice(text_pieces(text, start_id, pad_id, context_size), 0, None, every)
     network = network.eval()
+    # The whole text is one state per word after each <s> (text_pieces): written into
+    # one tensor of that size as they come, not gathered into a list and copied at the
+    # end, which held them twice (750 MB of keys for the bundled corpus).
+    total = _words_remembered(text, start_id) if every == 1 else 0
+    filled = 0
     with torch.inference_mode():
         while batch := list(itertools.islice(pieces, batch_size)):
             inputs = torch.tensor([piece[0] for piece in batch])  # (batch, context)
@@ -85,11 +90,31 @@ def text_states(network: NextWordModel, text: np.ndarray, start_id: int, pad_id:
             features, _ = network.features(inputs)  # (batch, context, hidden)
             scored = targets != pad_id
             batch_states = features[scored].float()  # (scored, hidden), row by row
-            states.append(reduce(batch_states) if reduce is not None else batch_states)
-            nexts.append(targets[scored])
+            if reduce is not None:
+                batch_states = reduce(batch_states)
+            if total:
+                if not states:  # the width is known from the first batch
+                    states.append(batch_states.new_empty(total, batch_states.shape[1]))
+                    nexts.append(torch.empty(total, dtype=torch.int32))
+                states[0][filled:filled + len(batch_states)] = batch_states
+                nexts[0][filled:filled + len(batch_states)] = targets[scored]
+                filled += len(batch_states)
+            else:
+                states.append(batch_states)
+                nexts.append(targets[scored])
     if not states:
         raise ValueError("the text has no words to remember")
+    assert not total or filled == total, "every word after <s> is one piece's target once"
+    if total:
+        return states[0], nexts[0]
     return torch.cat(states), torch.cat(nexts).int()
+
+
+def _words_remembered(text: np.ndarray, start_id: int) -> int:
+    """How many states :func:`text_states` keeps for the whole text: every word after
+    the text's first ``<s>`` that is not an ``<s>`` itself."""
+    starts = np.flatnonzero(text == start_id)
+    return 0 if len(starts) == 0 else int(len(text) - starts[0] - len(starts))
 
 
 class NeighbourIndex:
@@ -104,7 +129,8 @@ class NeighbourIndex:
             raise ValueError("the neighbour index's parts do not fit together")
         self.mean, self.projection, self.centroids = mean, projection, centroids
         self.offsets, self.keys, self.nexts = offsets, keys, nexts.int()
-        self.key_norms = (keys.float() ** 2).sum(1)
+        # Block by block: the whole of keys in float32, squared, was 750 MB at once.
+        self.key_norms = torch.cat([(block.float() ** 2).sum(1) for block in keys.split(65_536)])
         self.centroid_norms = (centroids ** 2).sum(1)
 
     @classmethod
@@ -125,9 +151,13 @@ class NeighbourIndex:
         sample, _ = text_states(network, text, start_id, pad_id, context_size, every=8)
         mean, projection = _principal(sample[:SAMPLE], settings.dims)
         del sample
-        keys, nexts = text_states(network, text, start_id, pad_id, context_size,
-                                  reduce=lambda states: (states - mean) @ projection)
-        return cls.group(mean, projection, keys, nexts, settings)
+        _release_freed_memory()  # the sample's batches, freed but still held by malloc
+        # Handed straight on: a name here would keep the keys before thinning alive
+        # (376 MB for the bundled corpus) through the whole grouping.
+        return cls.group(mean, projection,
+                         *text_states(network, text, start_id, pad_id, context_size,
+                                      reduce=lambda states: (states - mean) @ projection),
+                         settings)
 
     @classmethod
     def group(cls, mean: torch.Tensor, projection: torch.Tensor, keys: torch.Tensor,
@@ -136,6 +166,7 @@ class NeighbourIndex:
         """Reduced ``keys`` (N, dims) grouped by k-means into ``settings.lists`` lists,
         after identical keys beyond ``settings.k`` copies are thinned out."""
         keys, nexts = _thin_duplicates(keys, nexts, settings.k)
+        _release_freed_memory()  # the network's batches of the keys' pass, freed by now
         generator = torch.Generator().manual_seed(settings.seed)
         lists = min(settings.lists, len(keys))
         centroids = keys[torch.randperm(len(keys), generator=generator)[:lists]].clone()
@@ -155,7 +186,8 @@ class NeighbourIndex:
         order = torch.argsort(assign, stable=True)
         offsets = torch.cat([torch.zeros(1, dtype=torch.long),
                              torch.bincount(assign, minlength=lists).cumsum(0)])
-        return cls(mean, projection, centroids, offsets, keys[order].half(), nexts[order])
+        keys = keys.half()[order]  # float16 before sorting: the sorted copy is half the size
+        return cls(mean, projection, centroids, offsets, keys, nexts[order])
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -226,8 +258,9 @@ def _thin_duplicates(keys: torch.Tensor, nexts: torch.Tensor, keep: int
     the same distance, at most k of them can vote anyway; an even spread of k of them
     votes for the sentence starts of the whole text, not of its first pages.
     """
-    _, inverse, counts = torch.unique(keys.half().view(torch.int16), dim=0,
-                                      return_inverse=True, return_counts=True)
+    # The distinct rows themselves (the first output) are not kept: 175 MB at the peak.
+    inverse, counts = torch.unique(keys.half().view(torch.int16), dim=0,
+                                   return_inverse=True, return_counts=True)[1:]
     if len(counts) == 0 or int(counts.max()) <= keep:
         return keys, nexts
     order = torch.argsort(inverse, stable=True)  # each set together, in text order
@@ -243,18 +276,22 @@ def _thin_duplicates(keys: torch.Tensor, nexts: torch.Tensor, keep: int
 
 def _principal(sample: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The sample's mean and its ``dims`` leading principal directions (hidden, dims):
-    eigenvectors of its covariance, exact (no random start), largest first."""
+    eigenvectors of its covariance, exact (no random start), largest first.
+
+    The sample is centred in place (its callers drop it next): a centred copy beside
+    it was 376 MB more at the build's peak for the bundled corpus."""
     mean = sample.mean(0)
-    _, vectors = torch.linalg.eigh(torch.cov((sample - mean).T))
+    _, vectors = torch.linalg.eigh(torch.cov(sample.sub_(mean).T))
     dims = min(dims, sample.shape[1])
     return mean, vectors[:, -dims:].flip(1).contiguous()
 
 
 def _nearest_centroid(keys: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     norms = (centroids ** 2).sum(1)
-    # In blocks: 50,000 keys × 1,024 centroids is 200 MB of distances at a time.
-    return torch.cat([(norms[None, :] - 2 * block @ centroids.T).argmin(1)
-                      for block in keys.split(50_000)])
+    # In blocks, each scaled and shifted in place: 16,384 keys × 1,024 centroids is 64 MB
+    # of distances at a time (−2 x + n is exactly n − 2 x, so the same argmin).
+    return torch.cat([(block @ centroids.T).mul_(-2).add_(norms).argmin(1)
+                      for block in keys.split(16_384)])
 
 
 class NeighbourMemory:

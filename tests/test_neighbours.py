@@ -60,6 +60,33 @@ def test_states_are_the_networks_own_before_each_word():
     torch.testing.assert_close(states, expected[0])
 
 
+@pytest.mark.parametrize("text", [
+    TEXT,
+    np.array([7, 8, *TEXT.tolist()]),  # words before the first <s> belong to no sentence
+    np.array([START, START, 3, 4, START, START, 5, 6, START]),  # empty sentences
+], ids=["plain", "leading-words", "empty-sentences"])
+def test_the_whole_text_is_written_into_one_tensor_with_what_batches_give(text):
+    """The whole text's states, written into one tensor of the counted size, are the
+    network's states before each word, batch by batch as it ran them, reduced or not;
+    no row is left unfilled (it would hold garbage)."""
+    model = network()
+    whole, whole_nexts = text_states(model, text, START, PAD, 4, batch_size=2)
+    pieces = list(text_pieces(text, START, PAD, 4))
+    expected = []
+    with torch.inference_mode():
+        for batch in (pieces[i:i + 2] for i in range(0, len(pieces), 2)):
+            features, _ = model.features(torch.tensor([inputs for inputs, _ in batch]))
+            expected.append(features[torch.tensor([targets for _, targets in batch]) != PAD])
+    torch.testing.assert_close(whole, torch.cat(expected), rtol=0, atol=0)
+    assert whole_nexts.tolist() == [w for w in text[np.argmax(text == START):].tolist()
+                                    if w != START]
+    reduced, _ = text_states(model, text, START, PAD, 4, batch_size=2,
+                             reduce=lambda states: states[:, :3] * 2)
+    torch.testing.assert_close(reduced, whole[:, :3] * 2, rtol=0, atol=0)
+    with pytest.raises(ValueError):
+        text_states(model, np.array([3, 4, START]), START, PAD, 4)  # no word after a <s>
+
+
 def test_searching_every_list_finds_the_exact_nearest():
     """With every list probed the inverted lists give the exact k nearest keys (by
     squared distance after the PCA), and their next words."""
