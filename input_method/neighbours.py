@@ -68,23 +68,27 @@ def text_pieces(text: np.ndarray, start_id: int, pad_id: int, context_size: int
 
 def text_states(network: NextWordModel, text: np.ndarray, start_id: int, pad_id: int,
                 context_size: int, batch_size: int = 512, every: int = 1,
-                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's state before every word of ``text`` and that word: (N, hidden), (N,).
 
     ``every``: only every n-th piece (a sample); ``reduce``: applied to each batch of
-    states as it comes (so the full-width states of the whole text are never held).
+    states as it comes (so the full-width states of the whole text are never held);
+    ``limit``: only the first ``limit`` states (0: all).
     """
-    states, nexts = [], []
     pieces = itertools.islice(text_pieces(text, start_id, pad_id, context_size), 0, None, every)
     network = network.eval()
-    # The whole text is one state per word after each <s> (text_pieces): written into
-    # one tensor of that size as they come, not gathered into a list and copied at the
-    # end, which held them twice (750 MB of keys for the bundled corpus).
-    total = _words_remembered(text, start_id) if every == 1 else 0
+    # States are written into one tensor as they come, not gathered into a list and
+    # copied at the end, which held them twice (750 MB of keys for the bundled corpus).
+    # The whole text is one state per word after each <s> (text_pieces); a sample has
+    # fewer, but how many is not known before it is run: rows it never writes are
+    # never touched either, and hold no memory.
+    words = _words_remembered(text, start_id)
+    size = min(words, limit) if limit else words
+    states, nexts = torch.empty(0), torch.empty(0, dtype=torch.int32)
     filled = 0
-    with torch.inference_mode():
-        while batch := list(itertools.islice(pieces, batch_size)):
+    while filled < size and (batch := list(itertools.islice(pieces, batch_size))):
+        with torch.inference_mode():
             inputs = torch.tensor([piece[0] for piece in batch])  # (batch, context)
             targets = torch.tensor([piece[1] for piece in batch])  # (batch, context)
             features, _ = network.features(inputs)  # (batch, context, hidden)
@@ -92,22 +96,17 @@ def text_states(network: NextWordModel, text: np.ndarray, start_id: int, pad_id:
             batch_states = features[scored].float()  # (scored, hidden), row by row
             if reduce is not None:
                 batch_states = reduce(batch_states)
-            if total:
-                if not states:  # the width is known from the first batch
-                    states.append(batch_states.new_empty(total, batch_states.shape[1]))
-                    nexts.append(torch.empty(total, dtype=torch.int32))
-                states[0][filled:filled + len(batch_states)] = batch_states
-                nexts[0][filled:filled + len(batch_states)] = targets[scored]
-                filled += len(batch_states)
-            else:
-                states.append(batch_states)
-                nexts.append(targets[scored])
-    if not states:
+        if not filled:  # the width is known from the first batch; made outside inference
+            states = torch.empty(size, batch_states.shape[1])  # mode: callers change it
+            nexts = torch.empty(size, dtype=torch.int32)
+        take = min(len(batch_states), size - filled)
+        states[filled:filled + take] = batch_states[:take]
+        nexts[filled:filled + take] = targets[scored][:take]
+        filled += take
+    if not filled:
         raise ValueError("the text has no words to remember")
-    assert not total or filled == total, "every word after <s> is one piece's target once"
-    if total:
-        return states[0], nexts[0]
-    return torch.cat(states), torch.cat(nexts).int()
+    assert every > 1 or filled == size, "every word after <s> is one piece's target once"
+    return states[:filled], nexts[:filled]
 
 
 def _words_remembered(text: np.ndarray, start_id: int) -> int:
@@ -140,7 +139,8 @@ class NeighbourIndex:
         generator = torch.Generator().manual_seed(settings.seed)
         mean, projection = _principal(
             states[torch.randperm(len(states), generator=generator)[:SAMPLE]], settings.dims)
-        return cls.group(mean, projection, (states - mean) @ projection, nexts, settings)
+        return cls.group(mean, projection, lambda: ((states - mean) @ projection, nexts),
+                         settings)
 
     @classmethod
     def from_text(cls, network: NextWordModel, text: np.ndarray, start_id: int, pad_id: int,
@@ -148,24 +148,27 @@ class NeighbourIndex:
         """The index of ``network``'s states over ``text``, in two passes: the PCA from
         every 8th piece, then every state reduced as it comes (the bundled corpus:
         376 MB of keys in float32 while building, not 3 GB of full states)."""
-        sample, _ = text_states(network, text, start_id, pad_id, context_size, every=8)
-        mean, projection = _principal(sample[:SAMPLE], settings.dims)
+        sample, _ = text_states(network, text, start_id, pad_id, context_size, every=8,
+                                limit=SAMPLE)
+        mean, projection = _principal(sample, settings.dims)
         del sample
         _release_freed_memory()  # the sample's batches, freed but still held by malloc
-        # Handed straight on: a name here would keep the keys before thinning alive
-        # (376 MB for the bundled corpus) through the whole grouping.
         return cls.group(mean, projection,
-                         *text_states(network, text, start_id, pad_id, context_size,
-                                      reduce=lambda states: (states - mean) @ projection),
+                         lambda: text_states(network, text, start_id, pad_id, context_size,
+                                             reduce=lambda states: (states - mean) @ projection),
                          settings)
 
     @classmethod
-    def group(cls, mean: torch.Tensor, projection: torch.Tensor, keys: torch.Tensor,
-              nexts: torch.Tensor, settings: NeighbourSettings, iterations: int = 8
-              ) -> NeighbourIndex:
-        """Reduced ``keys`` (N, dims) grouped by k-means into ``settings.lists`` lists,
-        after identical keys beyond ``settings.k`` copies are thinned out."""
-        keys, nexts = _thin_duplicates(keys, nexts, settings.k)
+    def group(cls, mean: torch.Tensor, projection: torch.Tensor,
+              keys_and_nexts: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+              settings: NeighbourSettings, iterations: int = 8) -> NeighbourIndex:
+        """Reduced keys (N, dims) grouped by k-means into ``settings.lists`` lists, after
+        identical keys beyond ``settings.k`` copies are thinned out.
+
+        ``keys_and_nexts`` makes the keys and their next words here, so that no caller
+        holds them: the keys before thinning, and the float32 keys once the float16
+        ones are made, are then let go (376 MB each for the bundled corpus)."""
+        keys, nexts = _thin_duplicates(*keys_and_nexts(), settings.k)
         _release_freed_memory()  # the network's batches of the keys' pass, freed by now
         generator = torch.Generator().manual_seed(settings.seed)
         lists = min(settings.lists, len(keys))
@@ -186,7 +189,8 @@ class NeighbourIndex:
         order = torch.argsort(assign, stable=True)
         offsets = torch.cat([torch.zeros(1, dtype=torch.long),
                              torch.bincount(assign, minlength=lists).cumsum(0)])
-        keys = keys.half()[order]  # float16 before sorting: the sorted copy is half the size
+        keys = keys.half()  # float16 first, the float32 keys let go: the sorted copy is
+        keys = keys[order]  # made from half the size and beside half the size
         return cls(mean, projection, centroids, offsets, keys, nexts[order])
 
     def __len__(self) -> int:
@@ -258,10 +262,18 @@ def _thin_duplicates(keys: torch.Tensor, nexts: torch.Tensor, keep: int
     the same distance, at most k of them can vote anyway; an even spread of k of them
     votes for the sentence starts of the whole text, not of its first pages.
     """
-    # The distinct rows themselves (the first output) are not kept: 175 MB at the peak.
-    inverse, counts = torch.unique(keys.half().view(torch.int16), dim=0,
-                                   return_inverse=True, return_counts=True)[1:]
-    if len(counts) == 0 or int(counts.max()) <= keep:
+    # Rows can only be in such a set if their hash is shared by more than `keep` rows:
+    # the exact grouping (torch.unique over whole rows) runs on those alone. Over all
+    # of the bundled corpus's keys it took 890 MB, the build's peak.
+    bits = keys.half().view(torch.int16)  # (N, dims): the keys as stored
+    _, by_hash, per_hash = torch.unique(_row_hashes(bits), return_inverse=True,
+                                        return_counts=True)
+    crowded = torch.nonzero(per_hash[by_hash] > keep)[:, 0]  # (C,) in text order
+    if len(crowded) == 0:
+        return keys, nexts
+    inverse, counts = torch.unique(bits[crowded], dim=0, return_inverse=True,
+                                   return_counts=True)[1:]
+    if int(counts.max()) <= keep:
         return keys, nexts
     order = torch.argsort(inverse, stable=True)  # each set together, in text order
     group = inverse[order]
@@ -269,9 +281,25 @@ def _thin_duplicates(keys: torch.Tensor, nexts: torch.Tensor, keep: int
     rank, size = torch.arange(len(order)) - starts[group], counts[group]
     slot = rank * keep // size  # keep slots per set; a set of at most keep rows: one each
     first = (rank == 0) | (slot != (rank - 1) * keep // size)
-    kept = torch.sort(order[first]).values
+    kept = torch.ones(len(keys), dtype=torch.bool)
+    kept[crowded[order[~first]]] = False
+    kept = torch.nonzero(kept)[:, 0]
     log.info("%d identical keys beyond %d copies left out", len(keys) - len(kept), keep)
     return keys[kept], nexts[kept]
+
+
+def _row_hashes(rows: torch.Tensor) -> torch.Tensor:
+    """(N, columns) int16 -> (N,) int64, equal for equal rows: two polynomial hashes
+    modulo 2³¹ − 1, side by side (no step can overflow int64). Unequal rows rarely
+    share one; where they do, they are only compared in full."""
+    prime = 2**31 - 1
+    first = torch.zeros(len(rows), dtype=torch.long)
+    second = torch.zeros(len(rows), dtype=torch.long)
+    for column in rows.unbind(1):
+        value = column.long() + 32_768  # 0 .. 65,535
+        first = (first * 65_599 + value) % prime
+        second = (second * 40_503 + value) % prime
+    return first * 2**31 + second
 
 
 def _principal(sample: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -281,9 +309,20 @@ def _principal(sample: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Ten
     The sample is centred in place (its callers drop it next): a centred copy beside
     it was 376 MB more at the build's peak for the bundled corpus."""
     mean = sample.mean(0)
-    _, vectors = torch.linalg.eigh(torch.cov(sample.sub_(mean).T))
+    _, vectors = torch.linalg.eigh(_covariance(sample.sub_(mean).T))
     dims = min(dims, sample.shape[1])
     return mean, vectors[:, -dims:].flip(1).contiguous()
+
+
+def _covariance(variables: torch.Tensor) -> torch.Tensor:
+    """``torch.cov(variables)`` for (variables, observations), the same operations in the
+    same order (ATen's Correlation.cpp: the mean over observations, divided by their
+    count, subtracted, ``mm`` with the transpose, divided by count − 1), so the same
+    values bit for bit, except that ``variables`` itself is centred in place where
+    ``torch.cov`` makes a centred copy (376 MB at the build's peak)."""
+    count = torch.scalar_tensor(variables.shape[1], dtype=torch.long)
+    variables.sub_((variables.sum(1) / count).unsqueeze(1))
+    return torch.true_divide(torch.mm(variables, variables.t()), count - 1)
 
 
 def _nearest_centroid(keys: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:

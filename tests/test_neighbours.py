@@ -311,6 +311,41 @@ def test_identical_keys_beyond_k_are_thinned_evenly_and_the_rest_kept():
     assert torch.equal(same_keys, keys) and torch.equal(same_nexts, nexts)
 
 
+def test_thinning_does_not_depend_on_which_rows_share_a_hash(monkeypatch):
+    """Only rows whose hash is crowded are grouped exactly; when every row shares one hash
+    (unequal rows included), the same rows are kept as with the real hashes."""
+    import input_method.neighbours as neighbours
+
+    generator = torch.Generator().manual_seed(5)
+    keys = torch.cat([torch.zeros(30, 6), torch.ones(7, 6), torch.randn(40, 6, generator=generator),
+                      torch.full((25, 6), -2.0)])
+    keys = keys[torch.randperm(len(keys), generator=generator)]
+    nexts = torch.arange(len(keys), dtype=torch.int32)
+    equal = torch.tensor([[1, 2, 3], [1, 2, 3], [3, 2, 1]], dtype=torch.int16)
+    hashes = neighbours._row_hashes(equal)
+    assert hashes[0] == hashes[1] != hashes[2]
+    real_keys, real_nexts = neighbours._thin_duplicates(keys, nexts, keep=8)
+    assert len(real_keys) == 40 + 7 + 8 + 8  # distinct rows, a set under k, two sets thinned
+    monkeypatch.setattr(neighbours, "_row_hashes", lambda rows: torch.zeros(len(rows),
+                                                                             dtype=torch.long))
+    one_keys, one_nexts = neighbours._thin_duplicates(keys, nexts, keep=8)
+    assert torch.equal(one_keys, real_keys) and torch.equal(one_nexts, real_nexts)
+
+
+def test_the_covariance_is_torch_cov_bit_for_bit_without_its_copy():
+    """_covariance centres its input in place and otherwise computes what torch.cov does,
+    to the last bit (the shipped index was built with torch.cov)."""
+    from input_method.neighbours import _covariance
+
+    generator = torch.Generator().manual_seed(7)
+    sample = torch.randn(3000, 40, generator=generator) * 3 + 1  # (observations, variables)
+    sample -= sample.mean(0)  # as _principal hands it over: centred once already
+    expected = torch.cov(sample.T)
+    variables = sample.T.clone()
+    assert torch.equal(_covariance(variables), expected)
+    assert torch.equal(variables, sample.T - sample.T.sum(1, keepdim=True) / 3000)
+
+
 def test_the_default_cache_is_under_xdg_cache_home(monkeypatch, tmp_path):
     """default_cache_dir() follows $XDG_CACHE_HOME, and ~/.cache without it."""
     from pathlib import Path
