@@ -281,9 +281,9 @@ def _thin_duplicates(keys: torch.Tensor, nexts: torch.Tensor, keep: int
     rank, size = torch.arange(len(order)) - starts[group], counts[group]
     slot = rank * keep // size  # keep slots per set; a set of at most keep rows: one each
     first = (rank == 0) | (slot != (rank - 1) * keep // size)
-    kept = torch.ones(len(keys), dtype=torch.bool)
-    kept[crowded[order[~first]]] = False
-    kept = torch.nonzero(kept)[:, 0]
+    stays = torch.ones(len(keys), dtype=torch.bool)
+    stays[crowded[order[~first]]] = False  # the crowded sets' rows past their k slots
+    kept = torch.nonzero(stays)[:, 0]
     log.info("%d identical keys beyond %d copies left out", len(keys) - len(kept), keep)
     return keys[kept], nexts[kept]
 
